@@ -1,0 +1,1 @@
+"""The gateway: channels in front of Rasa, rendering, handoff and storage."""

@@ -1,0 +1,76 @@
+"""The gateway's ASGI application: wires settings, storage, Rasa, locales and channels together."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import AsyncIterator
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bot.address import AddressBook
+from bot.channels import platforms, webchat
+from bot.config import Settings
+from bot.inbox import Inbox
+from bot.locales import Locales
+from bot.nlg import nlg_endpoint
+from bot.rasa_client import RasaClient
+from bot.router import Router
+from bot.store.db import make_engine, make_sessionmaker
+
+
+async def health(_: Request) -> JSONResponse:
+    return JSONResponse({"ok": True})
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        async with httpx.AsyncClient() as client:
+            state = app.state
+            state.settings = settings
+            state.sessions = make_sessionmaker(engine)
+            state.locales = Locales(settings.locales_dir)
+            state.inbox = Inbox()
+            state.addresses = AddressBook(settings.user_id_secret)
+            state.http = client
+            state.router = Router(
+                state.sessions,
+                RasaClient(settings.rasa_url, settings.rasa_timeout_s, client),
+                state.locales,
+                settings.default_language,
+            )
+            async with platforms.running(channels, app):
+                yield
+            await state.inbox.drain()
+        await engine.dispose()
+
+    channels = platforms.enabled(settings)
+    routes = [
+        Route("/healthz", health, methods=["GET"]),
+        Route("/nlg", nlg_endpoint, methods=["POST"]),
+        *webchat.routes,
+        *[Route(f"/webhooks/{c.name}", c.webhook, methods=["POST"]) for c in channels],
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def main() -> None:
+    import uvicorn
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = Settings.from_env()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Channel adapters: each turns a platform's requests into channel-neutral messages and back."""

@@ -1,0 +1,79 @@
+"""The local web chat: a JSON API used by the page at `/` and by the tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse
+from starlette.routing import Route
+
+from bot.identity import user_key
+from bot.message import Incoming
+
+CHANNEL = "webchat"
+MAX_BODY_BYTES = 64 * 1024
+MAX_USER_CHARS = 128
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+def _error(message: str, status: int) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _parse(body: Any) -> tuple[str, str]:
+    """The (user, text) of a request body, or ValueError saying what is wrong with it."""
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    user, text = body.get("user"), body.get("text")
+    if not isinstance(user, str) or not 0 < len(user) <= MAX_USER_CHARS:
+        raise ValueError(f"user must be a string of 1 to {MAX_USER_CHARS} characters")
+    if not isinstance(text, str):
+        raise ValueError("text must be a string")
+    return user, text
+
+
+async def post_message(request: Request) -> JSONResponse:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        return _error("body too large", 413)
+    try:
+        user, text = _parse(_json(raw))
+    except ValueError as exc:
+        return _error(str(exc), 400)
+    state = request.app.state
+    incoming = Incoming(
+        channel=CHANNEL, user_key=user_key(state.settings.user_id_secret, CHANNEL, user), text=text
+    )
+    reply = await state.router.handle(incoming)
+    return JSONResponse({"messages": [m.as_json() for m in reply.messages], "mode": reply.mode})
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError("body must be UTF-8 JSON") from None
+
+
+async def ui_strings(request: Request) -> JSONResponse:
+    """The page's own labels, from locales/ like every other sentence (Thai, then English)."""
+    locales = request.app.state.locales
+
+    def both(name: str) -> str:
+        return " · ".join(locales.render(name, lang, {}).text for lang in ("th", "en"))
+
+    return JSONResponse({key: both(f"ui_{key}") for key in ("title", "placeholder", "offline")})
+
+
+async def page(_: Request) -> FileResponse:
+    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
+
+
+routes = [
+    Route("/", page, methods=["GET"]),
+    Route("/webchat/messages", post_message, methods=["POST"]),
+    Route("/webchat/ui", ui_strings, methods=["GET"]),
+]

@@ -1,0 +1,74 @@
+"""Settings read once from the environment, so every process is configured the same way."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the gateway needs to know about its surroundings."""
+
+    host: str
+    port: int
+    database_url: str
+    rasa_url: str
+    rasa_timeout_s: float
+    nlg_token: str
+    user_id_secret: str
+    locales_dir: Path
+    default_language: str
+    # LINE (bot/channels/line.py): on when both secrets are set.
+    line_channel_secret: str
+    line_channel_access_token: str
+    line_api_base_url: str
+    line_data_api_base_url: str
+    line_push_budget: int
+    # Telegram (bot/channels/telegram.py): on when the token is set.
+    telegram_bot_token: str
+    telegram_webhook_secret: str
+    telegram_mode: str
+    telegram_api_base_url: str
+    # The gateway's public https URL, for registering webhooks (make telegram-webhook).
+    public_base_url: str
+
+    @property
+    def line_enabled(self) -> bool:
+        return bool(self.line_channel_secret and self.line_channel_access_token)
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return bool(self.telegram_bot_token)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            host=_env("GATEWAY_HOST", "127.0.0.1"),
+            port=int(_env("GATEWAY_PORT", "8000")),
+            database_url=_env("DATABASE_URL", f"sqlite:///{ROOT / 'var' / 'gateway.db'}"),
+            rasa_url=_env("RASA_URL", "http://127.0.0.1:5005"),
+            rasa_timeout_s=float(_env("RASA_TIMEOUT_S", "4")),
+            nlg_token=_env("NLG_TOKEN", "dev-nlg-token"),
+            user_id_secret=_env("USER_ID_SECRET", "dev-only-user-id-secret"),
+            locales_dir=Path(_env("LOCALES_DIR", str(ROOT / "locales"))),
+            default_language=_env("DEFAULT_LANGUAGE", "th"),
+            line_channel_secret=_env("LINE_CHANNEL_SECRET", ""),
+            line_channel_access_token=_env("LINE_CHANNEL_ACCESS_TOKEN", ""),
+            line_api_base_url=_env("LINE_API_BASE_URL", "https://api.line.me"),
+            line_data_api_base_url=_env("LINE_DATA_API_BASE_URL", "https://api-data.line.me"),
+            line_push_budget=int(_env("LINE_PUSH_BUDGET", "500")),
+            telegram_bot_token=_env("TELEGRAM_BOT_TOKEN", ""),
+            telegram_webhook_secret=_env("TELEGRAM_WEBHOOK_SECRET", ""),
+            telegram_mode=_env("TELEGRAM_MODE", "webhook"),
+            telegram_api_base_url=_env("TELEGRAM_API_BASE_URL", "https://api.telegram.org"),
+            public_base_url=_env("PUBLIC_BASE_URL", ""),
+        )

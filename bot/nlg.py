@@ -1,0 +1,52 @@
+"""The NLG endpoint Rasa calls (endpoints.yml `nlg:`): response name in, sentence from locales out.
+
+Rasa decides *what* to say; this decides *how*, in the conversation's language and for its age band,
+role and channel. It also remembers the language, so a fallback sent while Rasa is down matches it.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from bot.language import detect
+from bot.store.conversations import set_language
+
+CONTEXT_SLOTS = ("age_band", "role", "urgent")
+
+
+def context_of(tracker: dict[str, Any]) -> dict[str, Any]:
+    slots = tracker.get("slots") or {}
+    context = {name: slots.get(name) for name in CONTEXT_SLOTS}
+    context["channel"] = tracker.get("latest_input_channel")
+    return context
+
+
+async def nlg_endpoint(request: Request) -> JSONResponse:
+    state = request.app.state
+    token = request.query_params.get("token", "")
+    if not hmac.compare_digest(token, state.settings.nlg_token):
+        return JSONResponse({"error": "unauthorised"}, status_code=401)
+    try:
+        body = await request.json()
+        name = str(body["response"])
+        tracker = body.get("tracker") or {}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return JSONResponse({"error": "malformed request"}, status_code=400)
+
+    slots = tracker.get("slots") or {}
+    latest_text = (tracker.get("latest_message") or {}).get("text") or ""
+    language = slots.get("language") or detect(latest_text) or state.settings.default_language
+    rendered = state.locales.render(name, language, context_of(tracker))
+    if rendered is None:
+        return JSONResponse({"error": f"unknown response {name}"}, status_code=404)
+
+    sender = tracker.get("sender_id")
+    if sender:
+        async with state.sessions() as session:
+            await set_language(session, sender, language)
+            await session.commit()
+    return JSONResponse(rendered.as_json())

@@ -1,0 +1,1 @@
+"""Gateway storage: SQLAlchemy models and the session factory."""

@@ -1,0 +1,40 @@
+"""Finding a user's conversation, safe when two first messages race."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.store.models import Conversation, Message
+
+
+async def get_or_create(session: AsyncSession, user_key: str, channel: str) -> Conversation:
+    """The conversation for this user, created on first contact; the unique key settles races."""
+    query = select(Conversation).where(Conversation.user_key == user_key)
+    found = await session.scalar(query)
+    if found is not None:
+        return found
+    try:
+        async with session.begin_nested():
+            found = Conversation(user_key=user_key, channel=channel, mode="bot")
+            session.add(found)
+    except IntegrityError:
+        found = await session.scalar(query)
+    return found
+
+
+async def set_language(session: AsyncSession, user_key: str, language: str) -> None:
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.user_key == user_key, Conversation.language.is_distinct_from(language))
+        .values(language=language)
+    )
+
+
+async def forget(session: AsyncSession, user_key: str) -> None:
+    """Deletes the user's conversation and its messages, on the user's own request.
+    (Rasa's tracker of the same sender is not deleted here yet.)"""
+    ids = select(Conversation.id).where(Conversation.user_key == user_key)
+    await session.execute(delete(Message).where(Message.conversation_id.in_(ids)))
+    await session.execute(delete(Conversation).where(Conversation.user_key == user_key))

@@ -1,0 +1,104 @@
+"""Gateway tables. Users appear only as keyed hashes; see bot/identity.py."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Conversation(Base):
+    """One user on one channel; `mode` says whether the bot or a person answers."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("user_key", name="uq_conversations_user_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    channel: Mapped[str] = mapped_column(String(16), nullable=False)
+    language: Mapped[str | None] = mapped_column(String(8))
+    mode: Mapped[str] = mapped_column(String(16), nullable=False, default="bot")
+    # Where replies can be pushed (LINE user id, Telegram chat id), encrypted: bot/address.py.
+    address: Mapped[str | None] = mapped_column(Text)
+    # The user blocked or left the bot: nothing may be pushed to them any more.
+    unreachable: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="conversation", cascade="all, delete-orphan", order_by="Message.id"
+    )
+
+
+class Message(Base):
+    """A message in or out; `sender` is user, bot, fallback (or, later, counsellor)."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    sender: Mapped[str] = mapped_column(String(16), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False, default="text")
+    text: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+
+class DeliveredEvent(Base):
+    """Platform event ids already handled, so a redelivery is dropped, also after a restart."""
+
+    __tablename__ = "delivered_events"
+    __table_args__ = (UniqueConstraint("channel", "event_id", name="uq_delivered_events"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), nullable=False)
+    event_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PushCount(Base):
+    """Pushes sent per channel and month: LINE bills pushes, replies are free."""
+
+    __tablename__ = "push_counts"
+    __table_args__ = (UniqueConstraint("channel", "month", name="uq_push_counts"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), nullable=False)
+    month: Mapped[str] = mapped_column(String(7), nullable=False)
+    count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class TelegramMessageId(Base):
+    """The id (never the text) of a message in a Telegram private chat, the child's or the bot's,
+    so /clear can delete the conversation from a shared phone. Telegram lets bots delete messages
+    for 48 hours only, so older rows serve nothing and are removed at the next /clear or /forget."""
+
+    __tablename__ = "telegram_message_ids"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_key: Mapped[str] = mapped_column(String(64), index=True, nullable=False)
+    message_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
