@@ -1,0 +1,1 @@
+"""Rasa custom actions (engine environment, run by the action server)."""

@@ -1,0 +1,1 @@
+"""Custom Rasa NLU components (engine environment): Thai tokenizer, message signals, safety net."""

@@ -1,0 +1,66 @@
+"""The urgent safety net: a reviewed lexicon that no classifier mistake can switch off.
+
+Runs after the intent classifier. When the message speaks of self-harm or danger right now (by the
+lexicon, or because the classifier says so), the message is marked urgent and its intent becomes
+the urgent one, so the dialogue's urgent rules fire whatever flow or question is pending. What the
+message was about (its topic) is kept in the `safety` output for the guidance that follows.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+
+from components import lexicon
+from components.topics import DISCLOSURE_TOPICS, URGENT_TOPICS, topic_of
+
+SAFETY = "safety"
+
+
+def assess(text: str, intent: str | None) -> Dict[str, Any]:
+    """{urgent, kind, topic, matched}: the decision, and why, for one message."""
+    topic = topic_of(intent)
+    matched = None
+    kind = None
+    for label, matcher in lexicon.load("urgent").items():
+        matched = matcher.search(text)
+        if matched:
+            kind = label
+            break
+    if kind and topic not in DISCLOSURE_TOPICS and topic not in URGENT_TOPICS:
+        topic = kind
+    if kind is None and topic in URGENT_TOPICS:
+        kind = topic
+    return {"urgent": kind is not None, "kind": kind, "topic": topic, "matched": matched}
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
+class UrgentSafetyNet(GraphComponent):
+    @classmethod
+    def create(
+        cls,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> UrgentSafetyNet:
+        return cls()
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            intent = message.get(INTENT) or {}
+            decision = assess(message.get(TEXT) or "", intent.get(INTENT_NAME_KEY))
+            message.set(SAFETY, decision, add_to_output=True)
+            if decision["urgent"] and intent.get(INTENT_NAME_KEY) != decision["kind"]:
+                message.set(
+                    INTENT,
+                    {INTENT_NAME_KEY: decision["kind"], "confidence": 1.0},
+                    add_to_output=True,
+                )
+        return messages

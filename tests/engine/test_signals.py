@@ -1,0 +1,61 @@
+import pytest
+
+from components.signals import age_band, language, role, routes, signals
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("สวัสดีค่ะ", "th"),
+        ("โดน blackmail อะ", "th"),
+        ("hello", "en"),
+        ("english please", "en"),
+        ("ขอคุยภาษาอังกฤษได้มั้ย", "en"),
+        ("can we talk in thai", "th"),
+        ("😭😭", None),
+    ],
+)
+def test_language(text, expected):
+    assert language(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("my daughter is being threatened online", "caregiver"),
+        ("ลูกชายโดนคนในเกมขอรูป", "caregiver"),
+        ("my best friend's photos got leaked", "friend"),
+        ("เพื่อนหนูโดนแฉรูป", "friend"),
+        ("he sent my pics to all my friends", None),
+        ("เขาขู่จะส่งรูปไปให้เพื่อนทั้งห้อง", None),
+        ("someone is threatening me", None),
+    ],
+)
+def test_role(text, expected):
+    assert role(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("อายุ 12 ค่ะ", "under_13"),
+        ("14", "13_15"),
+        ("im 16", "16_17"),
+        ("ม.2", "13_15"),
+        ("ป.6", "under_13"),
+        ("I'm 35", "adult"),
+        ("grade 8", "13_15"),
+        ("ทำยังไงดี", None),
+    ],
+)
+def test_age_band(text, expected):
+    assert age_band(text) == expected
+
+
+def test_routes_named():
+    assert routes("สายเด็ก 1387 คืออะไร") == ["saidek_1387"]
+    assert set(routes("should i go to the police or ticac")) == {"ticac", "police"}
+
+
+def test_caregiver_age_is_not_taken_as_the_writers_age():
+    assert "age_band" not in signals("my son is 12 and someone asked him for photos")
