@@ -1,0 +1,436 @@
+"""The LINE channel: LINE's webhook in, replies out through the Messaging API (line-bot-sdk v3).
+
+What is LINE's own lives here; the journey of an event (acknowledge at once, drop redeliveries,
+order per user, hash the id, route) is bot/channels/platform.py's.
+
+- Requests are verified with the SDK's signature check before anything is read.
+- Replies use the event's reply token (free). When it is missing, too old, or the reply fails, the
+  same messages are pushed (billed), unless the user has blocked the account. Pushes are counted
+  per month and a warning is logged at 80% of LINE_PUSH_BUDGET.
+- Images, videos, audio and files are never downloaded: the data API is never called.
+- The LINE user id is kept only encrypted (bot/address.py), so a later push can reach the child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from linebot.v3 import WebhookParser
+from linebot.v3.exceptions import InvalidSignatureError
+from linebot.v3.messaging import (
+    ApiException,
+    AsyncApiClient,
+    AsyncMessagingApi,
+    Configuration,
+    PostbackAction,
+    PushMessageRequest,
+    QuickReply,
+    QuickReplyItem,
+    ReplyMessageRequest,
+    TextMessage,
+)
+from linebot.v3.models.events import UnknownEvent
+from linebot.v3.webhooks import (
+    AudioMessageContent,
+    EventMode,
+    FileMessageContent,
+    FollowEvent,
+    ImageMessageContent,
+    LocationMessageContent,
+    MessageEvent,
+    PostbackEvent,
+    StickerMessageContent,
+    TextMessageContent,
+    UnfollowEvent,
+    UserSource,
+    VideoMessageContent,
+)
+from sqlalchemy import select
+from starlette.applications import Starlette
+
+from bot.channels.platform import Event, PlatformChannel, Refused
+from bot.config import Settings
+from bot.message import Button, Incoming, Outgoing
+from bot.store.conversations import get_or_create
+from bot.store.deliveries import count_push
+from bot.store.models import Conversation
+from bot.text_split import split, truncate
+
+log = logging.getLogger(__name__)
+
+# LINE's limits (Messaging API reference, "Message objects" and "Quick reply"). LINE counts
+# characters in UTF-16 code units, so an emoji counts twice.
+MAX_TEXT = 5000
+MAX_MESSAGES_PER_REQUEST = 5
+MAX_QUICK_REPLIES = 13
+MAX_LABEL = 20
+MAX_POSTBACK_DATA = 300
+MAX_DISPLAY_TEXT = 300
+# A reply token is good for about a minute after the event; an older event is answered by push.
+REPLY_WINDOW_S = 50
+REQUEST_TIMEOUT_S = 10
+PUSH_WARNING_SHARE = 0.8
+
+# The rich menu's ภาษา/Language area sends this: switch to the other language.
+LANGUAGE_TOGGLE = "/choose_language"
+
+_MEDIA = (ImageMessageContent, VideoMessageContent, AudioMessageContent, FileMessageContent)
+_MEDIA_TYPES = ("image", "video", "audio", "file")
+_RETRY_KEYS = uuid.UUID("5f0c1e9e-4a1b-4d59-9a55-3d1f8f0b7c21")  # namespace for push retry keys
+_SEND_ERRORS = (ApiException, aiohttp.ClientError, asyncio.TimeoutError)
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def fit(text: str, limit: int) -> str:
+    """`text` cut to LINE's `limit` (UTF-16 units) without breaking a Thai character."""
+    cut = limit
+    fitted = truncate(text, cut)
+    while utf16_len(fitted) > limit and cut > 1:
+        cut -= 1
+        fitted = truncate(text, cut)
+    return fitted
+
+
+def pieces(text: str) -> list[str]:
+    """A long text as bubbles within LINE's text limit, cut at line breaks or spaces first."""
+    out = []
+    for piece in split(text, MAX_TEXT):
+        out.extend([piece] if utf16_len(piece) <= MAX_TEXT else split(piece, MAX_TEXT // 2))
+    return out
+
+
+def _merge(texts: list[str], most: int) -> list[str]:
+    """Joins the shortest neighbouring bubbles until `most` remain, so one free reply can carry
+    what would otherwise need a billed push; stops when no pair fits in one bubble."""
+    texts = list(texts)
+    while len(texts) > most:
+        sizes = [utf16_len(texts[i]) + utf16_len(texts[i + 1]) + 2 for i in range(len(texts) - 1)]
+        best = min(range(len(sizes)), key=sizes.__getitem__)
+        if sizes[best] > MAX_TEXT:
+            break
+        texts[best : best + 2] = [texts[best] + "\n\n" + texts[best + 1]]
+    return texts
+
+
+def quick_replies(buttons: list[Button]) -> QuickReply | None:
+    """Buttons as quick replies (postbacks that show the button's title as the child's message)."""
+    items, seen = [], set()
+    for button in buttons:
+        if button.payload in seen or utf16_len(button.payload) > MAX_POSTBACK_DATA:
+            continue
+        seen.add(button.payload)
+        action = PostbackAction(
+            label=fit(button.title, MAX_LABEL),
+            data=button.payload,
+            display_text=fit(button.title, MAX_DISPLAY_TEXT),
+        )
+        items.append(QuickReplyItem(action=action))
+    return QuickReply(items=items[:MAX_QUICK_REPLIES]) if items else None
+
+
+def line_messages(replies: list[Outgoing]) -> list[TextMessage]:
+    """The router's replies as LINE text messages; every button goes on the last bubble, because
+    LINE shows quick replies only under the latest message."""
+    texts = _merge([p for r in replies for p in pieces(r.text)], MAX_MESSAGES_PER_REQUEST)
+    if not texts:
+        return []
+    messages = [TextMessage(text=t) for t in texts]
+    messages[-1].quick_reply = quick_replies([b for r in replies for b in r.buttons])
+    return messages
+
+
+def _event(raw: Any) -> Event:
+    """One SDK event as the gateway's Event; group chats, standby mode and the unknown: ignore."""
+    source = getattr(raw, "source", None)
+    user_id = source.user_id if isinstance(source, UserSource) else None
+    event_id = getattr(raw, "webhook_event_id", None) or ""
+    if not user_id or not event_id or getattr(raw, "mode", None) != EventMode.ACTIVE:
+        return Event(event_id=event_id, user_id=user_id or "", kind="ignore")
+    reply = {
+        "token": getattr(raw, "reply_token", None),
+        "timestamp_ms": raw.timestamp,
+    }
+    kind, text = "ignore", ""
+    if isinstance(raw, MessageEvent):
+        content = raw.message
+        if isinstance(content, TextMessageContent):
+            kind, text = "text", content.text
+        elif isinstance(content, StickerMessageContent):
+            kind = "sticker"
+        elif isinstance(content, _MEDIA):
+            kind = "media"
+        elif isinstance(content, LocationMessageContent):
+            kind = "text"  # no readable text: the router answers kindly (utter_empty_message)
+    elif isinstance(raw, PostbackEvent):
+        kind, text = "text", raw.postback.data
+    elif isinstance(raw, FollowEvent):
+        kind = "follow"
+    elif isinstance(raw, UnfollowEvent):
+        kind = "unfollow"
+    return Event(event_id=event_id, user_id=user_id, kind=kind, text=text, reply=reply)
+
+
+_LENIENT_KINDS = {"text": "text", "sticker": "sticker", **{m: "media" for m in _MEDIA_TYPES}}
+
+
+def _lenient(raw: dict[str, Any]) -> Event:
+    """A message or postback whose JSON the SDK's models rejected (a field missing, or a new
+    message type), read from the JSON itself: a child must never be met with silence. A message
+    of a kind not known here gets the kind answer to a message without readable text."""
+    source = raw.get("source") if isinstance(raw.get("source"), dict) else {}
+    user_id, event_id = source.get("userId"), raw.get("webhookEventId")
+    if (
+        source.get("type") != "user"
+        or raw.get("mode") != "active"
+        or not isinstance(user_id, str)
+        or not isinstance(event_id, str)
+    ):
+        return Event(event_id=str(event_id or ""), user_id="", kind="ignore")
+    if raw.get("type") == "postback":
+        postback = raw.get("postback") if isinstance(raw.get("postback"), dict) else {}
+        kind, text = "text", postback.get("data")
+    else:
+        message = raw.get("message") if isinstance(raw.get("message"), dict) else {}
+        kind, text = _LENIENT_KINDS.get(message.get("type"), "text"), message.get("text")
+    text = text if isinstance(text, str) and kind == "text" else ""
+    timestamp = raw.get("timestamp")
+    reply = {
+        "token": raw.get("replyToken") if isinstance(raw.get("replyToken"), str) else None,
+        "timestamp_ms": timestamp if isinstance(timestamp, int) else int(time.time() * 1000),
+    }
+    log.warning("a LINE %s event the SDK could not read was answered from its JSON", raw["type"])
+    return Event(event_id=event_id, user_id=user_id, kind=kind, text=text, reply=reply)
+
+
+class LineChannel(PlatformChannel):
+    name = "line"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._parser = WebhookParser(settings.line_channel_secret)
+        self._api: AsyncMessagingApi | None = None
+
+    @contextlib.asynccontextmanager
+    async def running(self, app: Starlette) -> AsyncIterator[None]:
+        """The SDK's client, pointed at LINE_API_BASE_URL; events still queued at shutdown are
+        finished before it closes."""
+        self.state = app.state
+        configuration = Configuration(
+            host=self.settings.line_api_base_url,
+            access_token=self.settings.line_channel_access_token,
+        )
+        async with AsyncApiClient(configuration) as client:
+            self._api = AsyncMessagingApi(client)
+            try:
+                yield
+            finally:
+                await app.state.inbox.drain()
+                self._api = None
+
+    # -- in ------------------------------------------------------------------------------------
+
+    def parse(self, headers: dict[str, str], body: bytes) -> list[Event]:
+        """Verified events, or Refused: 401 without a valid signature, 400 for an unreadable body.
+        LINE signs UTF-8 JSON; a body that is not UTF-8 cannot be checked and is refused (400)."""
+        signature = headers.get("x-line-signature", "")
+        if not signature:
+            raise Refused(401, "missing X-Line-Signature")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Refused(400, "body must be UTF-8 JSON") from None
+        try:
+            events = self._parser.parse(text, signature)
+        except InvalidSignatureError:
+            raise Refused(401, "invalid X-Line-Signature") from None
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise Refused(400, "malformed webhook body") from None
+        raw_events = json.loads(text)["events"]  # the SDK has just read it: one per event
+        return [
+            _lenient(raw)
+            if isinstance(event, UnknownEvent) and raw.get("type") in ("message", "postback")
+            else _event(event)
+            for event, raw in zip(events, raw_events, strict=True)
+        ]
+
+    async def on_special(self, event: Event, user: str) -> list[Outgoing] | None:
+        if event.kind == "unfollow":
+            await self._forget(user)
+            return []
+        await self._remember(user, event.user_id, follow=event.kind == "follow")
+        if event.kind == "follow":
+            language = await self._profile_language(event.user_id)
+            return await self._route(user, f'/greeting{{"language":"{language}"}}')
+        if event.kind == "text" and event.text.strip() == LANGUAGE_TOGGLE:
+            language = await self._other_language(user)
+            return await self._route(user, f'/choose_language{{"language":"{language}"}}')
+        return None
+
+    async def _route(self, user: str, text: str) -> list[Outgoing]:
+        incoming = Incoming(channel=self.name, user_key=user, text=text)
+        return (await self.state.router.handle(incoming)).messages
+
+    async def _remember(self, user: str, line_id: str, follow: bool) -> None:
+        """Keeps the sealed LINE id for later pushes; a follow (or unblock) makes the user
+        reachable again. Writes only when something changed."""
+        addresses = self.state.addresses
+        async with self.state.sessions() as session:
+            conversation = await get_or_create(session, user, self.name)
+            if follow and conversation.unreachable:
+                conversation.unreachable = False
+            if not conversation.unreachable and addresses.open(conversation.address) != line_id:
+                conversation.address = addresses.seal(line_id)
+            await session.commit()
+
+    async def _forget(self, user: str) -> None:
+        """Unfollow (blocked): never push again, and the address is no longer kept."""
+        async with self.state.sessions() as session:
+            conversation = await get_or_create(session, user, self.name)
+            conversation.unreachable = True
+            conversation.address = None
+            await session.commit()
+
+    async def _profile_language(self, line_id: str) -> str:
+        """The LINE profile's language when we speak it, else the default (Thai)."""
+        default = self.settings.default_language
+        try:
+            profile = await self._client().get_profile(line_id, _request_timeout=REQUEST_TIMEOUT_S)
+        except (*_SEND_ERRORS, ValueError) as exc:
+            log.info("LINE profile unavailable (%s); welcoming in %s", _why(exc), default)
+            return default
+        tag = (profile.language or "").split("-")[0].lower()
+        return tag if tag in self.state.locales.languages else default
+
+    async def _other_language(self, user: str) -> str:
+        async with self.state.sessions() as session:
+            current = await session.scalar(
+                select(Conversation.language).where(Conversation.user_key == user)
+            )
+        languages = self.state.locales.languages or [self.settings.default_language]
+        current = current if current in languages else self.settings.default_language
+        index = languages.index(current) if current in languages else -1
+        return languages[(index + 1) % len(languages)]
+
+    # -- out -----------------------------------------------------------------------------------
+
+    async def send(self, event: Event, user: str, replies: list[Outgoing]) -> None:
+        """One reply request with the reply token; what does not fit in it, or all of it when the
+        reply cannot be made, is pushed."""
+        messages = line_messages(replies)
+        batches = [
+            messages[i : i + MAX_MESSAGES_PER_REQUEST]
+            for i in range(0, len(messages), MAX_MESSAGES_PER_REQUEST)
+        ]
+        if not batches:
+            return
+        if await self._reply(event, batches[0]):
+            batches = batches[1:]
+        for number, batch in enumerate(batches):
+            key = uuid.uuid5(_RETRY_KEYS, f"{event.event_id}:{number}")
+            await self._push(user, event.user_id, batch, key)
+
+    async def push(self, user: str, replies: list[Outgoing]) -> bool:
+        """Pushes to a user known only by key (a counsellor's message, a queue update), through
+        the sealed address; never to a user who blocked the account."""
+        async with self.state.sessions() as session:
+            sealed = await session.scalar(
+                select(Conversation.address).where(Conversation.user_key == user)
+            )
+        line_id = self.state.addresses.open(sealed)
+        messages = line_messages(replies)
+        if not line_id or not messages:
+            return False
+        sent = True
+        for i in range(0, len(messages), MAX_MESSAGES_PER_REQUEST):
+            batch = messages[i : i + MAX_MESSAGES_PER_REQUEST]
+            sent = await self._push(user, line_id, batch, uuid.uuid4()) and sent
+        return sent
+
+    async def _reply(self, event: Event, batch: list[TextMessage]) -> bool:
+        token = event.reply.get("token")
+        age_s = time.time() - event.reply.get("timestamp_ms", 0) / 1000
+        if not token or age_s > REPLY_WINDOW_S:
+            log.info("LINE reply token %s; pushing", "missing" if not token else "expired")
+            return False
+        request = ReplyMessageRequest(reply_token=token, messages=batch)
+        try:
+            await self._client().reply_message(request, _request_timeout=REQUEST_TIMEOUT_S)
+        except (*_SEND_ERRORS, ValueError) as exc:
+            # ValueError: an answer the SDK could not read; a duplicate beats silence
+            log.info("LINE reply failed (%s); pushing", _why(exc))
+            return False
+        return True
+
+    async def _push(
+        self, user: str, line_id: str, batch: list[TextMessage], key: uuid.UUID
+    ) -> bool:
+        """One push, retried once on a network or server error under the same retry key (LINE
+        then sends it at most once); counted against the monthly budget."""
+        async with self.state.sessions() as session:
+            unreachable = await session.scalar(
+                select(Conversation.unreachable).where(Conversation.user_key == user)
+            )
+        if unreachable:
+            log.info("not pushing to a LINE user who blocked the account")
+            return False
+        request = PushMessageRequest(to=line_id, messages=batch)
+        for attempt in (1, 2):
+            try:
+                await self._client().push_message(
+                    request, x_line_retry_key=str(key), _request_timeout=REQUEST_TIMEOUT_S
+                )
+            except ApiException as exc:
+                if exc.status == 409:  # already accepted under this retry key
+                    break
+                if exc.status < 500 or attempt == 2:
+                    log.error("LINE push failed (%s)", _why(exc))
+                    return False
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                if attempt == 2:
+                    log.error("LINE push failed (%s)", _why(exc))
+                    return False
+            except ValueError as exc:
+                log.error("LINE push answer unreadable (%s)", _why(exc))
+                return False
+            else:
+                break
+        await self._count_push()
+        return True
+
+    async def _count_push(self) -> None:
+        total = await count_push(self.state.sessions, self.name)
+        budget = self.settings.line_push_budget
+        if budget <= 0:
+            return
+        threshold = math.ceil(budget * PUSH_WARNING_SHARE)
+        if total == threshold or total >= budget:
+            log.warning(
+                "LINE pushes this month: %d of a budget of %d (%d%%); replies are free, "
+                "pushes are billed",
+                total,
+                budget,
+                round(100 * total / budget),
+            )
+
+    def _client(self) -> AsyncMessagingApi:
+        if self._api is None:
+            raise RuntimeError("the LINE channel is not running")
+        return self._api
+
+
+def _why(exc: BaseException) -> str:
+    """An error's status for the log, never its body (it may echo the message)."""
+    status = getattr(exc, "status", None)
+    return f"HTTP {status}" if status else type(exc).__name__

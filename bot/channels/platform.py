@@ -1,0 +1,160 @@
+"""What every messaging-platform channel shares: the webhook's shape and each event's journey.
+
+A platform adapter (LINE, Telegram) says only what is particular to its platform: how a request is
+verified and parsed into events, and how replies are sent. Everything else happens here, once:
+answer the webhook at once, drop redeliveries by event id, process each user's events in order
+after the response, hash the user id, route, and hand the replies back to the adapter to send.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from bot.identity import user_key
+from bot.message import Incoming, Outgoing
+from bot.store.conversations import get_or_create
+from bot.store.deliveries import first_deliveries
+from bot.store.models import Conversation
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class Refused(Exception):
+    """The request is not the platform's (401) or not readable (400); nothing is handled."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Event:
+    """One platform event, reduced to what the gateway needs.
+
+    `kind`: text (text and button presses), sticker, media, follow, unfollow, or ignore.
+    `reply` carries what the adapter needs to answer (a reply token, a chat id, message ids).
+    """
+
+    event_id: str
+    user_id: str
+    kind: str
+    text: str = ""
+    reply: dict[str, Any] = field(default_factory=dict)
+
+
+class PlatformChannel(ABC):
+    name: str
+
+    @abstractmethod
+    def parse(self, headers: dict[str, str], body: bytes) -> list[Event]:
+        """Verify and parse a webhook request; raise Refused when it is not acceptable."""
+
+    @abstractmethod
+    async def send(self, event: Event, user: str, replies: list[Outgoing]) -> None:
+        """Deliver the replies to this event's user."""
+
+    @contextlib.asynccontextmanager
+    async def running(self, app: Starlette) -> AsyncIterator[None]:
+        """Open the platform's API client (and anything else it needs) for the app's lifetime."""
+        self.state = app.state
+        yield
+
+    async def on_special(self, event: Event, user: str) -> list[Outgoing] | None:
+        """Handle follow/unfollow-like events; None means "route it as usual"."""
+        return None
+
+    async def webhook(self, request: Request) -> JSONResponse:
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return JSONResponse({"error": "body too large"}, status_code=413)
+        try:
+            events = self.parse({k.lower(): v for k, v in request.headers.items()}, body)
+        except Refused as refused:
+            return JSONResponse({"error": str(refused)}, status_code=refused.status)
+        await self.accept(request.app.state, events)
+        return JSONResponse({"ok": True})
+
+    async def accept(self, state: Any, events: list[Event]) -> None:
+        """Drops ignored and already delivered events and queues the rest, in order per user.
+        Webhooks and polling (Telegram without a public URL) both come in through here."""
+        events = [e for e in events if e.kind != "ignore"]
+        new = await first_deliveries(state.sessions, self.name, [e.event_id for e in events])
+        for event in events:
+            if event.event_id[:128] not in new:
+                continue
+            new.discard(event.event_id[:128])
+            user = user_key(state.settings.user_id_secret, self.name, event.user_id)
+            state.inbox.submit(user, lambda e=event, u=user: self._handle(state, e, u))
+
+    async def _handle(self, state: Any, event: Event, user: str) -> None:
+        replies = await self.on_special(event, user)
+        if replies is None:
+            replies = await self.route(user, event.text, event.kind)
+        if replies:
+            await self.send(event, user, replies)
+
+    # -- what adapters share once an event is theirs -------------------------------------------
+
+    async def route(self, user: str, text: str, kind: str = "text") -> list[Outgoing]:
+        """The router's answer to one message or payload of this user."""
+        incoming = Incoming(channel=self.name, user_key=user, text=text, kind=kind)
+        return (await self.state.router.handle(incoming)).messages
+
+    def known_language(self, tag: str | None) -> str:
+        """A platform's language tag ("en-US") as a language we speak, else the default."""
+        language = (tag or "").split("-")[0].split("_")[0].lower()
+        if language in self.state.locales.languages:
+            return language
+        return self.state.settings.default_language
+
+    async def conversation_language(self, user: str) -> str | None:
+        async with self.state.sessions() as session:
+            return await session.scalar(
+                select(Conversation.language).where(Conversation.user_key == user)
+            )
+
+    async def remember_address(self, user: str, platform_id: str, reachable: bool) -> None:
+        """Keeps the platform id, sealed, for later pushes; `reachable` (an unblock) clears the
+        unreachable flag. Writes only when something changed."""
+        addresses = self.state.addresses
+        async with self.state.sessions() as session:
+            conversation = await get_or_create(session, user, self.name)
+            if reachable and conversation.unreachable:
+                conversation.unreachable = False
+            if not conversation.unreachable and addresses.open(conversation.address) != platform_id:
+                conversation.address = addresses.seal(platform_id)
+            await session.commit()
+
+    async def mark_unreachable(self, user: str) -> None:
+        """The user blocked the bot: never push again, and the address is no longer kept."""
+        async with self.state.sessions() as session:
+            conversation = await get_or_create(session, user, self.name)
+            conversation.unreachable = True
+            conversation.address = None
+            await session.commit()
+
+    async def push_address(self, user: str) -> str | None:
+        """The platform id a push to this user goes to; None when unknown or blocked."""
+        async with self.state.sessions() as session:
+            row = (
+                await session.execute(
+                    select(Conversation.address, Conversation.unreachable).where(
+                        Conversation.user_key == user
+                    )
+                )
+            ).first()
+        if row is None or row.unreachable:
+            return None
+        return self.state.addresses.open(row.address)

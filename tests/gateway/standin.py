@@ -1,0 +1,88 @@
+"""A local stand-in of a platform's HTTP API: records every request and answers from handlers.
+
+The real SDKs are pointed at it through their base-URL settings; tests then assert exactly what
+was sent. Handlers map (method, path) to a function that returns (status, JSON body); anything
+unhandled answers 200 {}.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Handler = Callable[["Call"], tuple[int, Any]]
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body or b"null")
+        except ValueError:
+            return None
+
+
+class StandIn:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.handlers: dict[tuple[str, str], Handler] = {}
+        self._lock = threading.Lock()
+        standin = self
+
+        class RequestHandler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                call = Call(self.command, self.path, dict(self.headers), self.rfile.read(length))
+                with standin._lock:
+                    standin.calls.append(call)
+                handler = standin.handlers.get((self.command, self.path.split("?")[0]))
+                status, body = handler(call) if handler else (200, {})
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+    def clear(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+    def requests(self, path_prefix: str = "") -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.path.startswith(path_prefix)]
+
+    def wait_for(
+        self, predicate: Callable[[list[Call]], bool], timeout: float = 30
+    ) -> list[Call]:
+        """Polls the recorded calls until `predicate` holds (events are handled after the ack)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            calls = self.requests()
+            if predicate(calls):
+                return calls
+            time.sleep(0.05)
+        raise AssertionError(f"stand-in: condition not met in {timeout}s; calls: {self.calls}")
