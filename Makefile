@@ -17,7 +17,7 @@ GATEWAY := .venv/gateway
 MODEL := models/assistant.tar.gz
 TRAINING_INPUTS := config.yml domain.yml $(wildcard data/*.yml data/nlu/*.yml components/*.py)
 
-.PHONY: help run test setup system engine gateway model migrate lint validate story-test test-engine test-gateway eval lock clean
+.PHONY: help run test counsellor setup system engine gateway model migrate lint validate story-test test-engine test-gateway eval lock clean
 
 help:
 	@echo "make run    set up everything, then start Rasa, the action server and the gateway"
@@ -25,7 +25,13 @@ help:
 	@echo "make eval   measure understanding: make eval EVAL=../shared/eval/dev.yml REPORT=var/eval.json"
 
 run: setup
+	@$(GATEWAY)/bin/python scripts/counsellor.py --demo
 	$(GATEWAY)/bin/python scripts/stack.py
+
+# A console account: make counsellor USERNAME=somchai NAME="Somchai" ROLE=counsellor|supervisor
+ROLE ?= counsellor
+counsellor: gateway migrate
+	$(GATEWAY)/bin/python scripts/counsellor.py --username "$(USERNAME)" --name "$(NAME)" --role "$(ROLE)"
 
 test: setup lint validate test-engine test-gateway story-test
 	@echo "make test: all passed"
@@ -89,8 +95,12 @@ test-engine: engine model
 test-gateway: gateway model
 	$(GATEWAY)/bin/python -m pytest -q tests/gateway
 
+# endpoints.yml reads these from the environment (scripts/stack.py sets them for a running stack);
+# the story test runs no server, so it only needs them to point somewhere harmless under var/.
+OFFLINE_ENDPOINTS := TRACKER_DB=var/story-tracker.db ACTION_PORT=5055 GATEWAY_PORT=8000 NLG_TOKEN=offline
+
 story-test: engine model
-	$(ENGINE)/bin/rasa test core --model $(MODEL) --stories tests/stories --fail-on-prediction-errors --e2e --out var/story-results --quiet
+	mkdir -p var && $(OFFLINE_ENDPOINTS) $(ENGINE)/bin/rasa test core --model $(MODEL) --stories tests/stories --fail-on-prediction-errors --e2e --out var/story-results --quiet
 
 EVAL ?= ../shared/eval/dev.yml
 REPORT ?= var/eval/report.json

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from bot.language import detect
-from bot.store.conversations import set_language
+from bot.store.conversations import language_of, set_language
 
 CONTEXT_SLOTS = ("age_band", "role", "urgent")
 
@@ -39,14 +39,21 @@ async def nlg_endpoint(request: Request) -> JSONResponse:
 
     slots = tracker.get("slots") or {}
     latest_text = (tracker.get("latest_message") or {}).get("text") or ""
-    language = slots.get("language") or detect(latest_text) or state.settings.default_language
-    rendered = state.locales.render(name, language, context_of(tracker))
-    if rendered is None:
-        return JSONResponse({"error": f"unknown response {name}"}, status_code=404)
-
+    # A button payload ("/talk_to_human") says nothing about the language; the conversation does.
+    written = None if latest_text.startswith("/") else detect(latest_text)
     sender = tracker.get("sender_id")
-    if sender:
-        async with state.sessions() as session:
+    async with state.sessions() as session:
+        language = (
+            slots.get("language")
+            or written
+            or (sender and await language_of(session, sender))
+            or state.settings.default_language
+        )
+        rendered = state.locales.render(name, language, context_of(tracker))
+        if rendered is None:
+            return JSONResponse({"error": f"unknown response {name}"}, status_code=404)
+        if sender:
             await set_language(session, sender, language)
             await session.commit()
-    return JSONResponse(rendered.as_json())
+    body = rendered.as_json()
+    return JSONResponse({"text": body["text"], "buttons": body["buttons"]})

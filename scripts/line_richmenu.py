@@ -35,9 +35,10 @@ from linebot.v3.messaging import (
 )
 from PIL import Image, ImageDraw, ImageFont
 
-from bot.channels.line import LANGUAGE_TOGGLE, MAX_DISPLAY_TEXT, fit
+from bot.channels.line import LANGUAGE_TOGGLE, MAX_DISPLAY_TEXT
 from bot.config import ROOT, Settings
 from bot.locales import Locales
+from bot.text_split import fit_utf16
 
 MENU_NAME = "main-actions"
 WIDTH, HEIGHT = 2500, 1686  # LINE's large rich menu size
@@ -144,9 +145,9 @@ def menu_request(texts: dict[str, dict[str, str]]) -> RichMenuRequest:
     for tile, (x, y, w, h) in zip(TILES, _bounds(), strict=True):
         shown = " · ".join(texts[tile.label][lang] for lang in LANGUAGES)
         action = PostbackAction(
-            label=fit(texts[tile.label]["th"], 20),  # read aloud by screen readers
+            label=fit_utf16(texts[tile.label]["th"], 20),  # read aloud by screen readers
             data=tile.payload,
-            display_text=fit(shown, MAX_DISPLAY_TEXT),
+            display_text=fit_utf16(shown, MAX_DISPLAY_TEXT),
         )
         areas.append(
             RichMenuArea(bounds=RichMenuBounds(x=x, y=y, width=w, height=h), action=action)
@@ -155,7 +156,7 @@ def menu_request(texts: dict[str, dict[str, str]]) -> RichMenuRequest:
         size=RichMenuSize(width=WIDTH, height=HEIGHT),
         selected=True,
         name=MENU_NAME,
-        chat_bar_text=fit(texts[CHAT_BAR]["th"], MAX_CHAT_BAR),
+        chat_bar_text=fit_utf16(texts[CHAT_BAR]["th"], MAX_CHAT_BAR),
         areas=areas,
     )
 

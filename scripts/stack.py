@@ -91,6 +91,8 @@ class Stack:
         if not token_file.exists():
             token_file.write_text(secrets.token_urlsafe(24))
         self.rasa_token = os.environ.get("RASA_TOKEN") or token_file.read_text().strip()
+        # One NLG token for the stack's life: a restarted Rasa must still be let in by the gateway.
+        self.nlg_token = os.environ.get("NLG_TOKEN") or secrets.token_urlsafe(24)
         logs = self.var / "log"
         self.processes = {
             "rasa": Process(
@@ -147,7 +149,7 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.setdefault("NLG_TOKEN", secrets.token_urlsafe(24))
+        env["NLG_TOKEN"] = self.nlg_token
         env.setdefault("DATABASE_URL", f"sqlite:///{self.var / 'gateway.db'}")
         env.update(
             RASA_TELEMETRY_ENABLED="false",
@@ -204,6 +206,7 @@ def main() -> None:
     try:
         stack.start()
         print(f"  web chat      {stack.gateway_url}/")
+        print(f"  console       {stack.gateway_url}/console")
         print(f"  gateway API   {stack.gateway_url}/webchat/messages")
         print(f"  Rasa          {stack.rasa_url}  (HTTP API token in var/rasa_token)")
         print(f"  actions       http://127.0.0.1:{stack.action_port}")

@@ -59,11 +59,10 @@ from starlette.applications import Starlette
 
 from bot.channels.platform import Event, PlatformChannel, Refused
 from bot.config import Settings
-from bot.message import Button, Incoming, Outgoing
-from bot.store.conversations import get_or_create
+from bot.message import Button, Outgoing
 from bot.store.deliveries import count_push
 from bot.store.models import Conversation
-from bot.text_split import split, truncate
+from bot.text_split import fit_utf16, split_utf16, utf16_len
 
 log = logging.getLogger(__name__)
 
@@ -89,28 +88,6 @@ _RETRY_KEYS = uuid.UUID("5f0c1e9e-4a1b-4d59-9a55-3d1f8f0b7c21")  # namespace for
 _SEND_ERRORS = (ApiException, aiohttp.ClientError, asyncio.TimeoutError)
 
 
-def utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def fit(text: str, limit: int) -> str:
-    """`text` cut to LINE's `limit` (UTF-16 units) without breaking a Thai character."""
-    cut = limit
-    fitted = truncate(text, cut)
-    while utf16_len(fitted) > limit and cut > 1:
-        cut -= 1
-        fitted = truncate(text, cut)
-    return fitted
-
-
-def pieces(text: str) -> list[str]:
-    """A long text as bubbles within LINE's text limit, cut at line breaks or spaces first."""
-    out = []
-    for piece in split(text, MAX_TEXT):
-        out.extend([piece] if utf16_len(piece) <= MAX_TEXT else split(piece, MAX_TEXT // 2))
-    return out
-
-
 def _merge(texts: list[str], most: int) -> list[str]:
     """Joins the shortest neighbouring bubbles until `most` remain, so one free reply can carry
     what would otherwise need a billed push; stops when no pair fits in one bubble."""
@@ -132,9 +109,9 @@ def quick_replies(buttons: list[Button]) -> QuickReply | None:
             continue
         seen.add(button.payload)
         action = PostbackAction(
-            label=fit(button.title, MAX_LABEL),
+            label=fit_utf16(button.title, MAX_LABEL),
             data=button.payload,
-            display_text=fit(button.title, MAX_DISPLAY_TEXT),
+            display_text=fit_utf16(button.title, MAX_DISPLAY_TEXT),
         )
         items.append(QuickReplyItem(action=action))
     return QuickReply(items=items[:MAX_QUICK_REPLIES]) if items else None
@@ -143,7 +120,9 @@ def quick_replies(buttons: list[Button]) -> QuickReply | None:
 def line_messages(replies: list[Outgoing]) -> list[TextMessage]:
     """The router's replies as LINE text messages; every button goes on the last bubble, because
     LINE shows quick replies only under the latest message."""
-    texts = _merge([p for r in replies for p in pieces(r.text)], MAX_MESSAGES_PER_REQUEST)
+    texts = _merge(
+        [p for r in replies for p in split_utf16(r.text, MAX_TEXT)], MAX_MESSAGES_PER_REQUEST
+    )
     if not texts:
         return []
     messages = [TextMessage(text=t) for t in texts]
@@ -267,40 +246,16 @@ class LineChannel(PlatformChannel):
 
     async def on_special(self, event: Event, user: str) -> list[Outgoing] | None:
         if event.kind == "unfollow":
-            await self._forget(user)
+            await self.mark_unreachable(user)
             return []
-        await self._remember(user, event.user_id, follow=event.kind == "follow")
+        await self.remember_address(user, event.user_id, reachable=event.kind == "follow")
         if event.kind == "follow":
             language = await self._profile_language(event.user_id)
-            return await self._route(user, f'/greeting{{"language":"{language}"}}')
+            return await self.route(user, f'/greeting{{"language":"{language}"}}')
         if event.kind == "text" and event.text.strip() == LANGUAGE_TOGGLE:
             language = await self._other_language(user)
-            return await self._route(user, f'/choose_language{{"language":"{language}"}}')
+            return await self.route(user, f'/choose_language{{"language":"{language}"}}')
         return None
-
-    async def _route(self, user: str, text: str) -> list[Outgoing]:
-        incoming = Incoming(channel=self.name, user_key=user, text=text)
-        return (await self.state.router.handle(incoming)).messages
-
-    async def _remember(self, user: str, line_id: str, follow: bool) -> None:
-        """Keeps the sealed LINE id for later pushes; a follow (or unblock) makes the user
-        reachable again. Writes only when something changed."""
-        addresses = self.state.addresses
-        async with self.state.sessions() as session:
-            conversation = await get_or_create(session, user, self.name)
-            if follow and conversation.unreachable:
-                conversation.unreachable = False
-            if not conversation.unreachable and addresses.open(conversation.address) != line_id:
-                conversation.address = addresses.seal(line_id)
-            await session.commit()
-
-    async def _forget(self, user: str) -> None:
-        """Unfollow (blocked): never push again, and the address is no longer kept."""
-        async with self.state.sessions() as session:
-            conversation = await get_or_create(session, user, self.name)
-            conversation.unreachable = True
-            conversation.address = None
-            await session.commit()
 
     async def _profile_language(self, line_id: str) -> str:
         """The LINE profile's language when we speak it, else the default (Thai)."""
@@ -310,14 +265,10 @@ class LineChannel(PlatformChannel):
         except (*_SEND_ERRORS, ValueError) as exc:
             log.info("LINE profile unavailable (%s); welcoming in %s", _why(exc), default)
             return default
-        tag = (profile.language or "").split("-")[0].lower()
-        return tag if tag in self.state.locales.languages else default
+        return self.known_language(profile.language)
 
     async def _other_language(self, user: str) -> str:
-        async with self.state.sessions() as session:
-            current = await session.scalar(
-                select(Conversation.language).where(Conversation.user_key == user)
-            )
+        current = await self.conversation_language(user)
         languages = self.state.locales.languages or [self.settings.default_language]
         current = current if current in languages else self.settings.default_language
         index = languages.index(current) if current in languages else -1
@@ -344,11 +295,7 @@ class LineChannel(PlatformChannel):
     async def push(self, user: str, replies: list[Outgoing]) -> bool:
         """Pushes to a user known only by key (a counsellor's message, a queue update), through
         the sealed address; never to a user who blocked the account."""
-        async with self.state.sessions() as session:
-            sealed = await session.scalar(
-                select(Conversation.address).where(Conversation.user_key == user)
-            )
-        line_id = self.state.addresses.open(sealed)
+        line_id = await self.push_address(user)
         messages = line_messages(replies)
         if not line_id or not messages:
             return False

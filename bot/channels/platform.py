@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 
 from bot.identity import user_key
 from bot.message import Incoming, Outgoing
-from bot.store.conversations import get_or_create
+from bot.store.conversations import get_or_create, language_of
 from bot.store.deliveries import first_deliveries
 from bot.store.models import Conversation
 
@@ -121,9 +121,7 @@ class PlatformChannel(ABC):
 
     async def conversation_language(self, user: str) -> str | None:
         async with self.state.sessions() as session:
-            return await session.scalar(
-                select(Conversation.language).where(Conversation.user_key == user)
-            )
+            return await language_of(session, user)
 
     async def remember_address(self, user: str, platform_id: str, reachable: bool) -> None:
         """Keeps the platform id, sealed, for later pushes; `reachable` (an unblock) clears the

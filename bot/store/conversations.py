@@ -32,6 +32,11 @@ async def set_language(session: AsyncSession, user_key: str, language: str) -> N
     )
 
 
+async def language_of(session: AsyncSession, user_key: str) -> str | None:
+    query = select(Conversation.language).where(Conversation.user_key == user_key)
+    return await session.scalar(query)
+
+
 async def forget(session: AsyncSession, user_key: str) -> None:
     """Deletes the user's conversation and its messages, on the user's own request.
     (Rasa's tracker of the same sender is not deleted here yet.)"""

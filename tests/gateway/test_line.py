@@ -26,12 +26,12 @@ import pytest
 from PIL import Image
 
 from bot.app import create_app
-from bot.channels.line import LANGUAGE_TOGGLE, line_messages, utf16_len
+from bot.channels.line import LANGUAGE_TOGGLE, line_messages
 from bot.config import Settings
 from bot.identity import user_key
 from bot.locales import Locales
 from bot.message import Button, Outgoing
-from bot.text_split import truncate
+from bot.text_split import truncate, utf16_len
 from scripts import line_richmenu
 from tests.gateway.conftest import LINE_SECRET, LINE_TOKEN, ROOT, migrate
 from tests.gateway.standin import Call, StandIn
@@ -153,7 +153,6 @@ ROUTER_SAYS = {
     "utter_received_sticker",
     "utter_received_media",
     "utter_empty_message",
-    "utter_handoff_pending",
     "utter_fallback",
 }
 
@@ -211,10 +210,10 @@ def test_a_thai_conversation_end_to_end(line, locales):
     assert greeting.headers["Authorization"] == f"Bearer {LINE_TOKEN}"
 
     # Button presses arrive as postbacks; several events of one user are answered in order.
-    line.send(postback(user, "/talk_to_human", person), postback(user, "/affirm", yes))
-    offer, pending = line.replies_to(person, yes)
+    line.send(postback(user, "/talk_to_human", person), postback(user, "/deny", yes))
+    offer, declined = line.replies_to(person, yes)
     assert offer.json == reply_body(person, bubbles(locales, "th", "utter_offer_person"))
-    assert pending.json == reply_body(yes, bubbles(locales, "th", "utter_handoff_pending"))
+    assert declined.json == reply_body(yes, bubbles(locales, "th", "utter_person_declined"))
 
     line.send(text(user, "มีคนขู่ว่าจะปล่อยรูปหนูถ้าไม่ส่งรูปเพิ่ม", story))
     [guidance] = line.replies_to(story)

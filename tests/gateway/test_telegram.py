@@ -331,7 +331,7 @@ def test_a_thai_conversation_with_buttons(telegram):
     # Button presses are answered, then routed like their payload, in order.
     greeting_id = telegram.api.sent[chat][0]
     first = press(chat, "/talk_to_human", greeting_id)
-    second = press(chat, "/affirm", greeting_id)
+    second = press(chat, "/deny", greeting_id)
     telegram.send(first, second)
     story = text(chat, "มีคนขู่ว่าจะปล่อยรูปหนูถ้าไม่ส่งรูปเพิ่ม")
     telegram.send(story)
@@ -341,7 +341,7 @@ def test_a_thai_conversation_with_buttons(telegram):
         ("answerCallbackQuery", {"callback_query_id": first["callback_query"]["id"]}),
         ("sendMessage", sent_form(chat, telegram.say("utter_offer_person", "th"))),
         ("answerCallbackQuery", {"callback_query_id": second["callback_query"]["id"]}),
-        ("sendMessage", sent_form(chat, telegram.say("utter_handoff_pending", "th"))),
+        ("sendMessage", sent_form(chat, telegram.say("utter_person_declined", "th"))),
     ]
     guidance = calls[5:]
     thai = {t for language, _, t in telegram.locales.sentences() if language == "th"}
