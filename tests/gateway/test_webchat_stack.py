@@ -6,6 +6,7 @@ import sqlite3
 import uuid
 
 import httpx
+import pytest
 
 
 def texts(reply: dict) -> list[str]:
@@ -96,3 +97,25 @@ def test_with_rasa_stopped_the_user_still_gets_the_fallback_then_recovery(chat, 
     finally:
         stack.start(("rasa",))
     assert texts(chat(user, "สวัสดี")) == [locales.render("utter_greet", "th", {}).text]
+
+
+@pytest.mark.parametrize(
+    "language, disclosure",
+    [
+        ("th", "มีคนขู่ว่าจะปล่อยรูปหนูถ้าไม่ส่งรูปเพิ่ม"),
+        ("en", "this guy says he will share my pics with my school unless i pay him"),
+    ],
+)
+def test_a_sextortion_disclosure_gets_not_your_fault_then_steps_then_routes_and_a_person(
+    chat, locales, language, disclosure
+):
+    reply = chat(new_user(), disclosure)
+    context = {"channel": "webchat"}
+    expected = [
+        locales.render(f"utter_sextortion_{part}", language, context)
+        for part in ("first", "steps", "routes")
+    ]
+    messages = reply["messages"]
+    assert [m["text"] for m in messages[:3]] == [e.text for e in expected]
+    assert "fault" in messages[0]["text"] or "ไม่ใช่ความผิด" in messages[0]["text"]
+    assert any(b["payload"] == "/talk_to_human" for m in messages[2:] for b in m["buttons"])
