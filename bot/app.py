@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 from starlette.applications import Starlette
@@ -15,6 +16,10 @@ from starlette.routing import Route
 from bot.address import AddressBook
 from bot.channels import platforms, webchat
 from bot.config import Settings
+from bot.console import routes as console
+from bot.handoff.events import Events
+from bot.handoff.relay import Relay
+from bot.handoff.service import Handoff
 from bot.inbox import Inbox
 from bot.locales import Locales
 from bot.nlg import nlg_endpoint
@@ -22,9 +27,32 @@ from bot.rasa_client import RasaClient
 from bot.router import Router
 from bot.store.db import make_engine, make_sessionmaker
 
+log = logging.getLogger(__name__)
+
 
 async def health(_: Request) -> JSONResponse:
     return JSONResponse({"ok": True})
+
+
+@contextlib.asynccontextmanager
+async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
+    """Runs `job` every `seconds` while the app lives; a failing run is logged, never fatal."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except Exception:
+                log.exception("periodic %s failed", getattr(job, "__name__", "job"))
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -41,13 +69,24 @@ def create_app(settings: Settings | None = None) -> Starlette:
             state.inbox = Inbox()
             state.addresses = AddressBook(settings.user_id_secret)
             state.http = client
+            state.handoff = Handoff(
+                state.sessions,
+                state.locales,
+                settings,
+                Relay(state.sessions, {c.name: c for c in channels}),
+                Events(),
+            )
             state.router = Router(
                 state.sessions,
                 RasaClient(settings.rasa_url, settings.rasa_timeout_s, client),
                 state.locales,
+                state.handoff,
                 settings.default_language,
             )
-            async with platforms.running(channels, app):
+            async with (
+                platforms.running(channels, app),
+                _every(settings.handoff_check_every_s, state.handoff.check_waiting),
+            ):
                 yield
             await state.inbox.drain()
         await engine.dispose()
@@ -57,6 +96,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", health, methods=["GET"]),
         Route("/nlg", nlg_endpoint, methods=["POST"]),
         *webchat.routes,
+        *console.routes,
         *[Route(f"/webhooks/{c.name}", c.webhook, methods=["POST"]) for c in channels],
     ]
     return Starlette(routes=routes, lifespan=lifespan)

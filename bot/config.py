@@ -40,6 +40,15 @@ class Settings:
     telegram_api_base_url: str
     # The gateway's public https URL, for registering webhooks (make telegram-webhook).
     public_base_url: str
+    # Handoff (docs/HANDOFF.md): opening hours per language in Bangkok time ("08:00-22:00",
+    # empty = always open), the wait per case until there is history, and the no-answer timers.
+    handoff_hours: dict[str, str]
+    handoff_minutes_per_case: float
+    handoff_remind_after_s: float
+    handoff_return_after_s: float
+    handoff_check_every_s: float
+    # The console's session cookie is sent over https only unless this is off (local http).
+    console_secure_cookie: bool
 
     @property
     def line_enabled(self) -> bool:
@@ -71,4 +80,13 @@ class Settings:
             telegram_mode=_env("TELEGRAM_MODE", "webhook"),
             telegram_api_base_url=_env("TELEGRAM_API_BASE_URL", "https://api.telegram.org"),
             public_base_url=_env("PUBLIC_BASE_URL", ""),
+            handoff_hours={
+                "th": _env("HANDOFF_HOURS_TH", ""),
+                "en": _env("HANDOFF_HOURS_EN", ""),
+            },
+            handoff_minutes_per_case=float(_env("HANDOFF_MINUTES_PER_CASE", "10")),
+            handoff_remind_after_s=float(_env("HANDOFF_REMIND_AFTER_S", "180")),
+            handoff_return_after_s=float(_env("HANDOFF_RETURN_AFTER_S", "600")),
+            handoff_check_every_s=float(_env("HANDOFF_CHECK_EVERY_S", "15")),
+            console_secure_cookie=_env("CONSOLE_SECURE_COOKIE", "0") == "1",
         )

@@ -29,12 +29,21 @@ class Incoming:
 
 @dataclass(frozen=True)
 class Outgoing:
+    """A message to the user. `cursor` (the stored message's id) and `sender` are known once it
+    is stored; the web chat uses the cursor to fetch what came after."""
+
     text: str
     buttons: tuple[Button, ...] = ()
     custom: dict[str, Any] | None = None
+    cursor: int | None = None
+    sender: str = "bot"
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "text": self.text,
             "buttons": [{"title": b.title, "payload": b.payload} for b in self.buttons],
+            "sender": self.sender,
         }
+        if self.cursor is not None:
+            out["cursor"] = self.cursor
+        return out

@@ -1,13 +1,15 @@
-"""Decides who answers a message (Rasa now; a person once handoff exists) and records the turn."""
+"""Decides who answers a message (Rasa, or a person while a handoff is open); records the turn."""
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from bot.handoff.relay import stored
+from bot.handoff.service import Handoff
 from bot.language import detect
 from bot.locales import Locales
 from bot.message import Incoming, Outgoing
@@ -34,12 +36,14 @@ class Router:
         sessions: async_sessionmaker,
         rasa: RasaClient,
         locales: Locales,
+        handoff: Handoff,
         default_language: str,
         max_text_chars: int = 2000,
     ) -> None:
         self._sessions = sessions
         self._rasa = rasa
         self._locales = locales
+        self._handoff = handoff
         self._default_language = default_language
         self._max_text_chars = max_text_chars
 
@@ -55,45 +59,55 @@ class Router:
         written = None if text.startswith("/") else detect(text)
         language = written or conversation.language or self._default_language
 
+        messages, sender = await self._answer(conversation, incoming, text, language)
+
+        async with self._sessions() as session:
+            rows = stored(conversation.id, sender, messages)
+            session.add_all(rows)
+            await session.commit()
+            conversation = await session.get(Conversation, conversation.id)
+            return Reply(
+                messages=[
+                    replace(m, cursor=row.id, sender=sender)
+                    for m, row in zip(messages, rows, strict=True)
+                ],
+                mode=conversation.mode,
+                language=conversation.language or language,
+            )
+
+    async def _answer(
+        self, conversation: Conversation, incoming: Incoming, text: str, language: str
+    ) -> tuple[list[Outgoing], str]:
+        """Who answers and what: a person's case while one is open, else Rasa, else the fallback."""
+        if conversation.mode != "bot":
+            answer = await self._handoff.from_child(conversation.id, text, incoming.kind, language)
+            if answer is not None:
+                return answer, "system"
         if incoming.kind != "text" or not text:
             name = (
                 f"utter_received_{incoming.kind}"
                 if incoming.kind != "text"
                 else "utter_empty_message"
             )
-            messages, sender = [self._say(name, language)], "bot"
-        else:
-            try:
-                messages = await self._rasa.send(
-                    incoming.user_key, text, incoming.channel, incoming.metadata
-                )
-                sender = "bot"
-            except RasaUnavailable as exc:
-                log.warning("rasa unavailable (%s); answering with the fallback", exc)
-                messages = []
-            messages = [self._resolve(m, language) for m in messages]
-            messages = [m for m in messages if m.text or m.buttons]
-            if not messages:
-                messages, sender = [self._say("utter_fallback", language)], "fallback"
-
-        async with self._sessions() as session:
-            conversation = await session.get(Conversation, conversation.id)
-            session.add_all(
-                Message(conversation=conversation, sender=sender, text=m.text) for m in messages
+            return [self._say(name, language)], "bot"
+        try:
+            messages = await self._rasa.send(
+                incoming.user_key, text, incoming.channel, incoming.metadata
             )
-            await session.commit()
-            return Reply(
-                messages=messages,
-                mode=conversation.mode,
-                language=conversation.language or language,
-            )
-
-    def _resolve(self, message: Outgoing, language: str) -> Outgoing:
-        """A handoff request from Rasa becomes, until live handoff exists, the helplines to call."""
-        handoff = (message.custom or {}).get("handoff")
-        if handoff is None:
-            return message
-        return self._say("utter_handoff_pending", handoff.get("language") or language)
+        except RasaUnavailable as exc:
+            log.warning("rasa unavailable (%s); answering with the fallback", exc)
+            messages = []
+        resolved: list[Outgoing] = []
+        for message in messages:
+            handoff = (message.custom or {}).get("handoff")
+            if handoff is None:
+                resolved.append(message)
+            else:
+                resolved += await self._handoff.request(conversation.id, handoff, language)
+        resolved = [m for m in resolved if m.text or m.buttons]
+        if not resolved:
+            return [self._say("utter_fallback", language)], "fallback"
+        return resolved, "bot"
 
     def _say(self, name: str, language: str) -> Outgoing:
         rendered = self._locales.render(name, language, {})

@@ -6,16 +6,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
 
 from bot.identity import user_key
 from bot.message import Incoming
+from bot.store.models import Conversation, Message
 
 CHANNEL = "webchat"
 MAX_BODY_BYTES = 64 * 1024
 MAX_USER_CHARS = 128
+MAX_FETCH = 100
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 
@@ -51,6 +54,46 @@ async def post_message(request: Request) -> JSONResponse:
     return JSONResponse({"messages": [m.as_json() for m in reply.messages], "mode": reply.mode})
 
 
+async def later_messages(request: Request) -> JSONResponse:
+    """What was said to the child after `after` (counsellor words, queue updates), by cursor."""
+    user = request.query_params.get("user", "")
+    try:
+        after = int(request.query_params.get("after", "0"))
+    except ValueError:
+        return _error("after must be a whole number", 400)
+    if not 0 < len(user) <= MAX_USER_CHARS:
+        return _error(f"user must be a string of 1 to {MAX_USER_CHARS} characters", 400)
+    state = request.app.state
+    key = user_key(state.settings.user_id_secret, CHANNEL, user)
+    async with state.sessions() as session:
+        conversation = await session.scalar(
+            select(Conversation).where(Conversation.user_key == key)
+        )
+        if conversation is None:
+            return JSONResponse({"messages": [], "mode": "bot"})
+        rows = await session.scalars(
+            select(Message)
+            .where(
+                Message.conversation_id == conversation.id,
+                Message.id > after,
+                Message.sender != "user",
+            )
+            .order_by(Message.id)
+            .limit(MAX_FETCH)
+        )
+        messages = [_fetched(row) for row in rows]
+    return JSONResponse({"messages": messages, "mode": conversation.mode})
+
+
+def _fetched(row: Message) -> dict[str, Any]:
+    return {
+        "text": row.text,
+        "buttons": json.loads(row.buttons) if row.buttons else [],
+        "sender": row.sender,
+        "cursor": row.id,
+    }
+
+
 def _json(raw: bytes) -> Any:
     try:
         return json.loads(raw.decode("utf-8"))
@@ -75,5 +118,6 @@ async def page(_: Request) -> FileResponse:
 routes = [
     Route("/", page, methods=["GET"]),
     Route("/webchat/messages", post_message, methods=["POST"]),
+    Route("/webchat/messages", later_messages, methods=["GET"]),
     Route("/webchat/ui", ui_strings, methods=["GET"]),
 ]

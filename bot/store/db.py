@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -36,8 +37,19 @@ def ensure_sqlite_dir(url: str) -> None:
 
 def make_engine(url: str) -> AsyncEngine:
     ensure_sqlite_dir(url)
-    connect_args = {"timeout": 30} if make_url(url).get_backend_name() == "sqlite" else {}
-    return create_async_engine(async_url(url), pool_pre_ping=True, connect_args=connect_args)
+    sqlite = make_url(url).get_backend_name() == "sqlite"
+    connect_args = {"timeout": 30} if sqlite else {}
+    engine = create_async_engine(async_url(url), pool_pre_ping=True, connect_args=connect_args)
+    if sqlite:
+        event.listen(engine.sync_engine, "connect", _sqlite_foreign_keys)
+    return engine
+
+
+def _sqlite_foreign_keys(connection, _record) -> None:  # noqa: ANN001 (DB-API connection)
+    """SQLite enforces foreign keys (and so deletes a forgotten user's cases) only when asked."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:

@@ -21,6 +21,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands datetimes back without their zone; they were stored in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -51,7 +56,8 @@ class Conversation(Base):
 
 
 class Message(Base):
-    """A message in or out; `sender` is user, bot, fallback (or, later, counsellor)."""
+    """A message in or out; `sender` is user, bot, fallback, counsellor or system (handoff
+    notices). `id` is the cursor the web chat fetches later messages by."""
 
     __tablename__ = "messages"
 
@@ -62,6 +68,8 @@ class Message(Base):
     sender: Mapped[str] = mapped_column(String(16), nullable=False)
     kind: Mapped[str] = mapped_column(String(16), nullable=False, default="text")
     text: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    # The buttons sent with an outgoing message (JSON), so a message fetched later keeps them.
+    buttons: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")

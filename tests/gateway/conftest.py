@@ -101,3 +101,62 @@ def chat(stack: Stack):
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings.from_env()
+
+
+class Console:
+    """A counsellor's browser, without the browser: signs in like the login form, then calls
+    the console's JSON API with the session cookie and the CSRF header."""
+
+    def __init__(self, gateway_url: str) -> None:
+        self.client = httpx.Client(base_url=gateway_url, timeout=30)
+        self.csrf = ""
+
+    def login(self, username: str, password: str) -> httpx.Response:
+        form = self.client.get("/console/login")
+        assert form.status_code == 200, form.text
+        csrf = form.text.split('name="csrf" value="')[1].split('"')[0]
+        answer = self.client.post(
+            "/console/login", data={"username": username, "password": password, "csrf": csrf}
+        )
+        if answer.status_code == 303:
+            self.csrf = self.get("/console/api/me")["csrf"]
+        return answer
+
+    def get(self, path: str) -> dict:
+        response = self.client.get(path)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def post(self, path: str, body: dict | None = None) -> httpx.Response:
+        return self.client.post(path, json=body or {}, headers={"X-CSRF-Token": self.csrf})
+
+
+@pytest.fixture
+def new_counsellor(stack):
+    """Creates a console account in the running gateway's database: (username, password)."""
+    import asyncio
+    import uuid
+
+    from scripts.counsellor import create
+
+    def make(role: str = "counsellor", name: str = "พี่ฝน") -> tuple[str, str]:
+        username, password = f"c{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}"
+        url = stack.env()["DATABASE_URL"]
+        asyncio.run(create(url, username, name, password, role))
+        return username, password
+
+    return make
+
+
+@pytest.fixture
+def counsellor(new_counsellor) -> tuple[str, str]:
+    return new_counsellor()
+
+
+@pytest.fixture
+def console(stack, counsellor) -> Console:
+    """A signed-in counsellor."""
+    console = Console(stack.gateway_url)
+    assert console.login(*counsellor).status_code == 303
+    yield console
+    console.client.close()

@@ -1,0 +1,1 @@
+"""The counsellor console: sign-in, the queue, conversations, supervision (docs/HANDOFF.md)."""

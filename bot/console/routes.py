@@ -1,0 +1,312 @@
+"""The console's HTTP surface: sign-in pages, the app page, its JSON API and live events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Route
+
+from bot.console import auth, views
+from bot.handoff.service import NotAllowed
+from bot.store.handoff_models import Case
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+HEARTBEAT_S = 15
+MAX_FORM_BYTES = 8 * 1024
+MAX_JSON_BYTES = 16 * 1024
+
+Handler = Callable[[Request, auth.Signed], Awaitable[Response]]
+
+
+def _language(request: Request, given: str | None = None) -> str:
+    locales = request.app.state.locales
+    language = given or request.query_params.get("lang") or ""
+    return (
+        language if language in locales.languages else request.app.state.settings.default_language
+    )
+
+
+def strings(request: Request, language: str) -> dict[str, str]:
+    """Every console label and wrap-up category of one language, from locales/."""
+    locales = request.app.state.locales
+    table = locales.responses.get(language) or {}
+    return {
+        name: locales.text(name, language)
+        for name in table
+        if name.startswith(("console_", "wrapup_"))
+    }
+
+
+def _cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/console",
+        httponly=True,
+        samesite="strict",
+        secure=request.app.state.settings.console_secure_cookie,
+    )
+
+
+# -- pages ---------------------------------------------------------------------------------------
+
+
+def _login_page(request: Request, language: str, error: str | None, status: int = 200) -> Response:
+    csrf = request.cookies.get(auth.LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+    other = next(
+        (lang for lang in request.app.state.locales.languages if lang != language), language
+    )
+    html = TEMPLATES.get_template("login.html").render(
+        lang=language,
+        other=other,
+        other_label={"th": "ภาษาไทย", "en": "English"}.get(other, other),
+        t=strings(request, language),
+        csrf=csrf,
+        error=error,
+    )
+    response = Response(html, status_code=status, media_type="text/html; charset=utf-8")
+    _cookie(response, request, auth.LOGIN_CSRF_COOKIE, csrf, 3600)
+    return response
+
+
+async def login_form(request: Request) -> Response:
+    return _login_page(request, _language(request), None)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """A small urlencoded form (the only kind the console posts), first value of each field."""
+    raw = await request.body()
+    if len(raw) > MAX_FORM_BYTES:
+        raise ValueError("form too large")
+    fields = parse_qs(raw.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return {name: values[0] for name, values in fields.items()}
+
+
+async def login_submit(request: Request) -> Response:
+    try:
+        form = await _form(request)
+    except ValueError:
+        return Response("form too large", status_code=413)
+    language = _language(request, str(form.get("lang") or ""))
+    texts = strings(request, language)
+    if not auth.same(str(form.get("csrf") or ""), request.cookies.get(auth.LOGIN_CSRF_COOKIE, "")):
+        return _login_page(request, language, texts.get("console_login_failed"), 403)
+    result = await auth.login(
+        request.app.state.sessions, str(form.get("username") or ""), str(form.get("password") or "")
+    )
+    if result.token is None:
+        key = "console_locked" if result.refused == "locked" else "console_login_failed"
+        return _login_page(request, language, texts.get(key), 401)
+    response = RedirectResponse(f"/console?lang={language}", status_code=303)
+    _cookie(
+        response, request, auth.COOKIE, result.token, int(auth.SESSION_LIFETIME.total_seconds())
+    )
+    return response
+
+
+async def logout(request: Request) -> Response:
+    signed = await auth.signed_in(request.app.state.sessions, request.cookies.get(auth.COOKIE))
+    if signed is not None:
+        try:
+            form = await _form(request)
+        except ValueError:
+            return Response("form too large", status_code=413)
+        if not auth.same(str(form.get("csrf") or ""), signed.csrf):
+            return JSONResponse({"error": "missing or wrong CSRF token"}, status_code=403)
+        await auth.logout(
+            request.app.state.sessions, request.cookies[auth.COOKIE], signed.counsellor.id
+        )
+    response = RedirectResponse("/console/login", status_code=303)
+    response.delete_cookie(auth.COOKIE, path="/console")
+    return response
+
+
+async def app_page(request: Request) -> Response:
+    signed = await auth.signed_in(request.app.state.sessions, request.cookies.get(auth.COOKIE))
+    if signed is None:
+        return RedirectResponse("/console/login", status_code=303)
+    return FileResponse(STATIC / "console.html", media_type="text/html; charset=utf-8")
+
+
+# -- the JSON API ----------------------------------------------------------------------------------
+
+
+def api(handler: Handler, supervisor: bool = False) -> Callable[[Request], Awaitable[Response]]:
+    """Signed in (401), the right role (403), and for anything that changes state the session's
+    CSRF token in `X-CSRF-Token` (403)."""
+
+    async def endpoint(request: Request) -> Response:
+        signed = await auth.signed_in(request.app.state.sessions, request.cookies.get(auth.COOKIE))
+        if signed is None:
+            return JSONResponse({"error": "not signed in"}, status_code=401)
+        if supervisor and signed.counsellor.role != "supervisor":
+            return JSONResponse({"error": "supervisors only"}, status_code=403)
+        if request.method == "POST" and not auth.same(
+            request.headers.get("x-csrf-token"), signed.csrf
+        ):
+            return JSONResponse({"error": "missing or wrong CSRF token"}, status_code=403)
+        try:
+            return await handler(request, signed)
+        except NotAllowed as refused:
+            return JSONResponse({"error": str(refused)}, status_code=409)
+        except (ValueError, KeyError, TypeError) as bad:
+            return JSONResponse({"error": f"malformed request: {bad}"}, status_code=400)
+
+    return endpoint
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_JSON_BYTES:
+        raise ValueError("body too large")
+    body = json.loads(raw.decode("utf-8") or "{}")
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    return body
+
+
+def _case_id(request: Request) -> int:
+    return int(request.path_params["case_id"])
+
+
+async def me(request: Request, signed: auth.Signed) -> Response:
+    c = signed.counsellor
+    return JSONResponse(
+        {
+            "id": c.id,
+            "username": c.username,
+            "display_name": c.display_name,
+            "role": c.role,
+            "csrf": signed.csrf,
+            "language": request.app.state.settings.default_language,
+        }
+    )
+
+
+async def strings_endpoint(request: Request, _: auth.Signed) -> Response:
+    return JSONResponse(strings(request, _language(request)))
+
+
+async def queue_endpoint(request: Request, signed: auth.Signed) -> Response:
+    async with request.app.state.sessions() as session:
+        return JSONResponse(await views.queue_view(session, signed.counsellor))
+
+
+async def case_endpoint(request: Request, signed: auth.Signed) -> Response:
+    state = request.app.state
+    async with state.sessions() as session:
+        case = await session.get(Case, _case_id(request))
+        if case is None:
+            return JSONResponse({"error": "no such case"}, status_code=404)
+        view = await views.case_view(
+            session, state.locales, case, _language(request), state.handoff.wrapups()
+        )
+    return JSONResponse(view)
+
+
+async def claim(request: Request, signed: auth.Signed) -> Response:
+    if await request.app.state.handoff.claim(_case_id(request), signed.counsellor):
+        return JSONResponse({"ok": True})
+    return JSONResponse({"error": "someone else took this chat first"}, status_code=409)
+
+
+async def reply(request: Request, signed: auth.Signed) -> Response:
+    body = await _body(request)
+    await request.app.state.handoff.reply(_case_id(request), signed.counsellor, str(body["text"]))
+    return JSONResponse({"ok": True})
+
+
+async def note(request: Request, signed: auth.Signed) -> Response:
+    body = await _body(request)
+    await request.app.state.handoff.note(_case_id(request), signed.counsellor, str(body["text"]))
+    return JSONResponse({"ok": True})
+
+
+async def transfer(request: Request, signed: auth.Signed) -> Response:
+    body = await _body(request)
+    to = body.get("to")
+    await request.app.state.handoff.transfer(
+        _case_id(request),
+        signed.counsellor,
+        int(to) if to is not None else None,
+        str(body.get("note") or ""),
+    )
+    return JSONResponse({"ok": True})
+
+
+async def close(request: Request, signed: auth.Signed) -> Response:
+    body = await _body(request)
+    await request.app.state.handoff.close(_case_id(request), signed.counsellor, str(body["wrapup"]))
+    return JSONResponse({"ok": True})
+
+
+async def supervisor(request: Request, _: auth.Signed) -> Response:
+    async with request.app.state.sessions() as session:
+        return JSONResponse(await views.supervisor_view(session))
+
+
+async def audit_log(request: Request, _: auth.Signed) -> Response:
+    async with request.app.state.sessions() as session:
+        return JSONResponse(await views.audit_view(session))
+
+
+async def events(request: Request, signed: auth.Signed) -> Response:
+    """Server-sent events; an open console also counts as its counsellor being online."""
+    state = request.app.state
+    token = request.cookies.get(auth.COOKIE)
+
+    async def stream() -> AsyncIterator[str]:
+        with state.handoff.events.subscription() as queue:
+            yield "retry: 3000\n\n"
+            while not await request.is_disconnected():
+                try:
+                    event = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+                except asyncio.TimeoutError:
+                    if await auth.signed_in(state.sessions, token) is None:
+                        return
+                    yield ": still here\n\n"
+                    continue
+                yield f"data: {json.dumps(event)}\n\n"
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+routes = [
+    Route("/console/login", login_form, methods=["GET"]),
+    Route("/console/login", login_submit, methods=["POST"]),
+    Route("/console/logout", logout, methods=["POST"]),
+    Route("/console", app_page, methods=["GET"]),
+    Route("/console/api/me", api(me), methods=["GET"]),
+    Route("/console/api/strings", api(strings_endpoint), methods=["GET"]),
+    Route("/console/api/queue", api(queue_endpoint), methods=["GET"]),
+    Route("/console/api/cases/{case_id:int}", api(case_endpoint), methods=["GET"]),
+    Route("/console/api/cases/{case_id:int}/claim", api(claim), methods=["POST"]),
+    Route("/console/api/cases/{case_id:int}/reply", api(reply), methods=["POST"]),
+    Route("/console/api/cases/{case_id:int}/note", api(note), methods=["POST"]),
+    Route("/console/api/cases/{case_id:int}/transfer", api(transfer), methods=["POST"]),
+    Route("/console/api/cases/{case_id:int}/close", api(close), methods=["POST"]),
+    Route("/console/api/supervisor", api(supervisor, supervisor=True), methods=["GET"]),
+    Route("/console/api/audit", api(audit_log, supervisor=True), methods=["GET"]),
+    Route("/console/api/events", api(events), methods=["GET"]),
+]

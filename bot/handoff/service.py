@@ -1,0 +1,363 @@
+"""The handoff as the child and the counsellors live it: offer, consent, queue, relay, close.
+
+The router calls `request` when Rasa asks for a person and `from_child` for every message while a
+case is open; the console calls the counsellor actions. Everything the child is told comes from
+locales/ in the child's language; everything that changes a case is recorded and announced.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.handoff import cases, queue
+from bot.handoff.events import Events
+from bot.handoff.relay import Relay
+from bot.handoff.summary import MAX_NOTE_CHARS, summary_text
+from bot.locales import Locales
+from bot.message import Outgoing
+from bot.store.handoff_models import Case, CaseNote, Counsellor
+from bot.store.models import Conversation, as_utc, utcnow
+
+AGREE = "/handoff_agree"
+CANCEL = "/handoff_cancel"
+MAX_REPLY_CHARS = 4000
+
+
+class NotAllowed(Exception):
+    """The counsellor may not do this to this case (not theirs, or not in that state)."""
+
+
+@dataclass(frozen=True)
+class Place:
+    position: int
+    minutes: int
+
+
+class Handoff:
+    def __init__(
+        self,
+        sessions: async_sessionmaker,
+        locales: Locales,
+        settings: Settings,
+        relay: Relay,
+        events: Events,
+    ) -> None:
+        self._sessions = sessions
+        self._locales = locales
+        self._settings = settings
+        self._relay = relay
+        self.events = events
+
+    # -- the child's side ----------------------------------------------------------------------
+
+    async def request(
+        self, conversation_id: int, summary: dict[str, Any], language: str
+    ) -> list[Outgoing]:
+        """Rasa asked for a person: urgent goes straight to the queue, the rest is offered."""
+        summary = {**summary, "language": summary.get("language") or language}
+        async with self._sessions() as session:
+            conversation = await session.get(Conversation, conversation_id)
+            case = await cases.start(session, conversation, summary, bool(summary.get("urgent")))
+            await session.commit()
+        if case.state == "offered":
+            return [self._summary_message("utter_handoff_summary", case, language)]
+        self.events.changed(case.id)
+        notice = await self._queue_notice(case.id, language)
+        await self._announce(exclude=case.id)
+        return [self._summary_message("utter_handoff_urgent", case, language), notice]
+
+    async def from_child(
+        self, conversation_id: int, text: str, kind: str, language: str
+    ) -> list[Outgoing] | None:
+        """The answer to a child's message while a case is open; None when no case is open
+        after all (the bot answers)."""
+        async with self._sessions() as session:
+            case = await cases.open_case(session, conversation_id)
+            if case is None:
+                await session.execute(
+                    Conversation.__table__.update()
+                    .where(Conversation.id == conversation_id)
+                    .values(mode="bot")
+                )
+                await session.commit()
+                return None
+            if text == CANCEL:
+                await cases.move(session, case, "closed", "child", "cancelled by the child")
+                await session.commit()
+                self.events.changed(case.id)
+                await self._announce()
+                return [self._say("utter_handoff_cancelled", language, case)]
+            if case.state == "offered":
+                return await self._offered(session, case, text, kind, language)
+            if case.state == "assigned" and case.child_waiting_since is None:
+                case.child_waiting_since = utcnow()
+                await session.commit()
+        self.events.changed(case.id)
+        if case.state == "queued":
+            place = await self._place(case.id)
+            return [
+                self._say("utter_handoff_message_kept", language, case, position=place.position)
+            ]
+        return []
+
+    async def _offered(
+        self, session: AsyncSession, case: Case, text: str, kind: str, language: str
+    ) -> list[Outgoing]:
+        if text == AGREE:
+            await cases.move(session, case, "queued", "child", "agreed to the summary")
+            case.child_waiting_since = utcnow()
+            await session.commit()
+            self.events.changed(case.id)
+            notice = await self._queue_notice(case.id, language)
+            await self._announce(exclude=case.id)
+            return [notice]
+        if kind == "text" and text and not text.startswith("/"):
+            note = "\n".join(filter(None, [case.child_note, text]))
+            case.child_note = note[:MAX_NOTE_CHARS]
+            await session.commit()
+        return [self._summary_message("utter_handoff_summary", case, language)]
+
+    # -- the counsellors' side -----------------------------------------------------------------
+
+    async def claim(self, case_id: int, counsellor: Counsellor) -> bool:
+        async with self._sessions() as session:
+            case = await session.get(Case, case_id)
+            if case is None or case.state != "queued":
+                return False
+            if not await cases.claim(session, case, counsellor.id):
+                await session.rollback()
+                return False
+            cases.audit(session, counsellor.id, "claim", case.id)
+            await session.commit()
+        await self._tell(case, "utter_handoff_assigned", name=counsellor.display_name)
+        self.events.changed(case_id)
+        await self._announce()
+        return True
+
+    async def reply(self, case_id: int, counsellor: Counsellor, text: str) -> None:
+        text = text.strip()[:MAX_REPLY_CHARS]
+        if not text:
+            raise NotAllowed("empty reply")
+        async with self._sessions() as session:
+            case = await self._own(session, case_id, counsellor)
+            case.child_waiting_since = None
+            case.reminded_at = None
+            cases.audit(session, counsellor.id, "reply", case.id)
+            await session.commit()
+        await self._relay.send(case.conversation_id, "counsellor", [Outgoing(text=text)])
+        self.events.changed(case_id)
+
+    async def note(self, case_id: int, counsellor: Counsellor, text: str) -> None:
+        text = text.strip()[:MAX_REPLY_CHARS]
+        if not text:
+            raise NotAllowed("empty note")
+        async with self._sessions() as session:
+            case = await session.get(Case, case_id)
+            if case is None:
+                raise NotAllowed("no such case")
+            session.add(CaseNote(case_id=case.id, counsellor_id=counsellor.id, text=text))
+            cases.audit(session, counsellor.id, "note", case.id)
+            await session.commit()
+        self.events.changed(case_id)
+
+    async def transfer(
+        self, case_id: int, counsellor: Counsellor, to: int | None, note: str
+    ) -> None:
+        """Warm transfer to a named colleague (with a note they read first), or to the queue."""
+        note = note.strip()[:MAX_REPLY_CHARS]
+        async with self._sessions() as session:
+            case = await self._own(session, case_id, counsellor)
+            target = await session.get(Counsellor, to) if to is not None else None
+            if to is not None and (target is None or target.id == case.counsellor_id):
+                raise NotAllowed("no such colleague")
+            actor = f"counsellor:{counsellor.id}"
+            try:
+                if target is not None:
+                    await cases.move(
+                        session,
+                        case,
+                        "assigned",
+                        actor,
+                        note or None,
+                        target.id,
+                        case.counsellor_id,
+                    )
+                else:
+                    await cases.move(session, case, "queued", actor, note or None)
+            except cases.TransitionRefused as refused:
+                raise NotAllowed(str(refused)) from None
+            if note:
+                session.add(CaseNote(case_id=case.id, counsellor_id=counsellor.id, text=note))
+            detail = f"to counsellor {target.id}" if target else "to the queue"
+            cases.audit(session, counsellor.id, "transfer", case.id, detail)
+            await session.commit()
+        if target is not None:
+            await self._tell(case, "utter_handoff_transferred", name=target.display_name)
+        else:
+            await self._requeued(case)
+        self.events.changed(case_id)
+        await self._announce()
+
+    async def close(self, case_id: int, counsellor: Counsellor, wrapup: str) -> None:
+        if wrapup not in self.wrapups():
+            raise NotAllowed("unknown wrap-up category")
+        async with self._sessions() as session:
+            case = await self._own(session, case_id, counsellor)
+            case.wrapup = wrapup
+            await cases.move(session, case, "closed", f"counsellor:{counsellor.id}", wrapup)
+            cases.audit(session, counsellor.id, "close", case.id, wrapup)
+            await session.commit()
+        await self._tell(case, "utter_handoff_ended")
+        self.events.changed(case_id)
+        await self._announce()
+
+    def wrapups(self) -> list[str]:
+        """Wrap-up categories, in the order locales/ lists them (`wrapup_<id>`)."""
+        table = self._locales.responses.get(self._settings.default_language) or {}
+        return [name.removeprefix("wrapup_") for name in table if name.startswith("wrapup_")]
+
+    async def _own(self, session: AsyncSession, case_id: int, counsellor: Counsellor) -> Case:
+        case = await session.get(Case, case_id)
+        if case is None or case.state != "assigned":
+            raise NotAllowed("the case is not open with a counsellor")
+        if case.counsellor_id != counsellor.id and counsellor.role != "supervisor":
+            raise NotAllowed("the case is another counsellor's")
+        return case
+
+    # -- no answer in time ---------------------------------------------------------------------
+
+    async def check_waiting(self, now: datetime | None = None) -> None:
+        """Reminds a counsellor whose child has waited too long, then returns the chat to the
+        queue (marked, so the supervisor sees it)."""
+        now = now or utcnow()
+        async with self._sessions() as session:
+            assigned = list(
+                await session.scalars(
+                    select(Case).where(
+                        Case.state == "assigned", Case.child_waiting_since.is_not(None)
+                    )
+                )
+            )
+        for case in assigned:
+            waited = (now - as_utc(case.child_waiting_since)).total_seconds()
+            if waited >= self._settings.handoff_return_after_s:
+                await self._return_unanswered(case)
+            elif waited >= self._settings.handoff_remind_after_s and case.reminded_at is None:
+                async with self._sessions() as session:
+                    fresh = await session.get(Case, case.id)
+                    fresh.reminded_at = now
+                    cases.audit(
+                        session, None, "reminder", case.id, f"counsellor {case.counsellor_id}"
+                    )
+                    await session.commit()
+                self.events.publish(
+                    {"type": "reminder", "case": case.id, "counsellor": case.counsellor_id}
+                )
+
+    async def _return_unanswered(self, case: Case) -> None:
+        async with self._sessions() as session:
+            fresh = await session.get(Case, case.id)
+            try:
+                await cases.move(
+                    session,
+                    fresh,
+                    "queued",
+                    "system",
+                    "no answer in time",
+                    expect_counsellor=case.counsellor_id,
+                )
+            except cases.TransitionRefused:
+                return
+            fresh.returned = True
+            cases.audit(session, None, "returned", case.id, f"counsellor {case.counsellor_id}")
+            await session.commit()
+        await self._requeued(fresh)
+        self.events.changed(case.id)
+        await self._announce()
+
+    # -- what the child is told ----------------------------------------------------------------
+
+    async def _place(self, case_id: int) -> Place:
+        async with self._sessions() as session:
+            line = await queue.ordered(session)
+            online = await queue.online_counsellors(session)
+            per_case = await queue.recent_wait_minutes(
+                session, self._settings.handoff_minutes_per_case
+            )
+        ids = [c.id for c in line]
+        position = ids.index(case_id) + 1 if case_id in ids else 1
+        return Place(position, queue.estimate_minutes(position, per_case, online))
+
+    async def _queue_notice(self, case_id: int, language: str) -> Outgoing:
+        """Where the child stands, honestly: closed hours and nobody online are said as such."""
+        hours = queue.Hours(self._settings.handoff_hours.get(language, ""))
+        async with self._sessions() as session:
+            online = await queue.online_counsellors(session)
+            case = await session.get(Case, case_id)
+            place = await self._place(case_id)
+            case.last_position = place.position
+            await session.commit()
+        if not hours.open_at(utcnow()):
+            return self._say("utter_handoff_closed_hours", language, case, hours=hours.spec)
+        if online == 0:
+            return self._say("utter_handoff_nobody_online", language, case)
+        return self._say(
+            "utter_handoff_queued", language, case, position=place.position, minutes=place.minutes
+        )
+
+    async def _announce(self, exclude: int | None = None) -> None:
+        """Tells every waiting child whose place changed their new place."""
+        async with self._sessions() as session:
+            line = await queue.ordered(session)
+            online = await queue.online_counsellors(session)
+            per_case = await queue.recent_wait_minutes(
+                session, self._settings.handoff_minutes_per_case
+            )
+            changed = []
+            for position, case in enumerate(line, start=1):
+                if case.last_position != position:
+                    if case.id != exclude and case.last_position is not None:
+                        changed.append((case, position))
+                    case.last_position = position
+            await session.commit()
+        for case, position in changed:
+            minutes = queue.estimate_minutes(position, per_case, online)
+            await self._tell(case, "utter_handoff_queue_update", position=position, minutes=minutes)
+
+    async def _requeued(self, case: Case) -> None:
+        place = await self._place(case.id)
+        async with self._sessions() as session:
+            fresh = await session.get(Case, case.id)
+            fresh.last_position = place.position
+            await session.commit()
+        await self._tell(case, "utter_handoff_requeued", position=place.position)
+
+    async def _tell(self, case: Case, response: str, **values: Any) -> None:
+        language = self._language(case)
+        await self._relay.send(
+            case.conversation_id, "system", [self._say(response, language, case, **values)]
+        )
+
+    def _language(self, case: Case) -> str:
+        language = json.loads(case.summary or "{}").get("language")
+        return language if language in self._locales.languages else self._settings.default_language
+
+    def _summary_message(self, response: str, case: Case, language: str) -> Outgoing:
+        text = summary_text(self._locales, json.loads(case.summary), case.child_note, language)
+        return self._say(response, language, case, summary=text)
+
+    def _say(
+        self, response: str, language: str, case: Case | None = None, **values: Any
+    ) -> Outgoing:
+        """A sentence for this child: their age band and role pick the variant, as in Rasa's."""
+        summary = json.loads(case.summary or "{}") if case is not None else {}
+        context = {"age_band": summary.get("age_band"), "role": summary.get("role")}
+        rendered = self._locales.render(response, language, context, values)
+        return rendered or self._locales.render("utter_fallback", language, {})  # type: ignore[return-value]
