@@ -22,8 +22,8 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from bot.console import auth, views
-from bot.handoff.service import NotAllowed
-from bot.store.handoff_models import Case
+from bot.handoff.service import Handoff, NotAllowed
+from bot.store.handoff_models import Case, Counsellor
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 TEMPLATES = Environment(
@@ -230,34 +230,31 @@ async def claim(request: Request, signed: auth.Signed) -> Response:
     return JSONResponse({"error": "someone else took this chat first"}, status_code=409)
 
 
-async def reply(request: Request, signed: auth.Signed) -> Response:
-    body = await _body(request)
-    await request.app.state.handoff.reply(_case_id(request), signed.counsellor, str(body["text"]))
-    return JSONResponse({"ok": True})
+Act = Callable[[Handoff, int, Counsellor, dict[str, Any]], Awaitable[None]]
 
 
-async def note(request: Request, signed: auth.Signed) -> Response:
-    body = await _body(request)
-    await request.app.state.handoff.note(_case_id(request), signed.counsellor, str(body["text"]))
-    return JSONResponse({"ok": True})
+def _case_action(act: Act) -> Handler:
+    """A POST on one case: the JSON body's fields passed to the handoff service."""
+
+    async def handler(request: Request, signed: auth.Signed) -> Response:
+        body = await _body(request)
+        await act(request.app.state.handoff, _case_id(request), signed.counsellor, body)
+        return JSONResponse({"ok": True})
+
+    return handler
 
 
-async def transfer(request: Request, signed: auth.Signed) -> Response:
-    body = await _body(request)
-    to = body.get("to")
-    await request.app.state.handoff.transfer(
-        _case_id(request),
-        signed.counsellor,
-        int(to) if to is not None else None,
+reply = _case_action(lambda h, case, who, body: h.reply(case, who, str(body["text"])))
+note = _case_action(lambda h, case, who, body: h.note(case, who, str(body["text"])))
+close = _case_action(lambda h, case, who, body: h.close(case, who, str(body["wrapup"])))
+transfer = _case_action(
+    lambda h, case, who, body: h.transfer(
+        case,
+        who,
+        int(body["to"]) if body.get("to") is not None else None,
         str(body.get("note") or ""),
     )
-    return JSONResponse({"ok": True})
-
-
-async def close(request: Request, signed: auth.Signed) -> Response:
-    body = await _body(request)
-    await request.app.state.handoff.close(_case_id(request), signed.counsellor, str(body["wrapup"]))
-    return JSONResponse({"ok": True})
+)
 
 
 async def supervisor(request: Request, _: auth.Signed) -> Response:
