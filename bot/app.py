@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -25,6 +26,7 @@ from bot.locales import Locales
 from bot.nlg import nlg_endpoint
 from bot.rasa_client import RasaClient
 from bot.router import Router
+from bot.security import SecurityHeaders
 from bot.store.db import make_engine, make_sessionmaker
 
 log = logging.getLogger(__name__)
@@ -99,7 +101,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *console.routes,
         *[Route(f"/webhooks/{c.name}", c.webhook, methods=["POST"]) for c in channels],
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(
+        routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)]
+    )
 
 
 def main() -> None:

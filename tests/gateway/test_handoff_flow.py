@@ -187,6 +187,10 @@ def test_console_refuses_without_session_csrf_or_role(stack, console, new_counse
     no_csrf = console.client.post("/console/api/cases/1/claim")
     assert no_csrf.status_code == 403
     assert console.client.get("/console/api/audit").status_code == 403  # not a supervisor
+    page = anonymous.get("/console/login")
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     cookie = console.client.cookies.jar
     assert all(c.has_nonstandard_attr("HttpOnly") for c in cookie if c.name == "console_session")
 

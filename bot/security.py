@@ -1,0 +1,44 @@
+"""Headers every page and API answer carries: no framing, no sniffing, nothing from elsewhere.
+
+The pages (web chat, console) are single files with inline script and style and talk only to
+this gateway, so the policy allows exactly that. Console answers are never cached: they hold
+children's words.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HEADERS = {
+    b"x-content-type-options": b"nosniff",
+    b"x-frame-options": b"DENY",
+    b"referrer-policy": b"no-referrer",
+    b"content-security-policy": (
+        b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline';"
+        b" img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self';"
+        b" base-uri 'none'"
+    ),
+}
+NO_STORE = (b"cache-control", b"no-store")
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        private = scope["path"].startswith(("/console", "/webchat"))
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k not in HEADERS]
+                headers += list(HEADERS.items())
+                if private and not any(k == NO_STORE[0] for k, _ in headers):
+                    headers.append(NO_STORE)
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
