@@ -83,6 +83,15 @@ class Locales:
         rendered = self.render(name, language, {}, values)
         return rendered.text if rendered else name
 
+    def button_title(self, payload: str, language: str) -> str | None:
+        """The title of a button that sends `payload`: how a press reads in a transcript."""
+        for variants in (self.responses.get(language) or {}).values():
+            for variant in variants:
+                for button in variant.buttons:
+                    if button.payload == payload:
+                        return button.title
+        return None
+
     def sentences(self) -> list[tuple[str, str, str]]:
         """(language, name, text) of every variant and button title: all a reviewer reads."""
         out = []

@@ -91,16 +91,7 @@ async def case_view(
         # The counsellor reads what the child saw and agreed to, in the child's words.
         "summary_text": summary_text(locales, summary, None, child_language),
         "child_note": case.child_note,
-        "transcript": [
-            {
-                "id": m.id,
-                "sender": m.sender,
-                "kind": m.kind,
-                "text": m.text,
-                "at": _at(m.created_at),
-            }
-            for m in transcript
-        ],
+        "transcript": [_line(locales, m, child_language) for m in transcript],
         "notes": [
             {"by": names.get(n.counsellor_id), "text": n.text, "at": _at(n.created_at)}
             for n in notes
@@ -114,6 +105,20 @@ async def case_view(
         "routes": [_route(locales, route, language) for route in ROUTES_AT_HAND],
         "wrapups": [{"id": w, "label": locales.text(f"wrapup_{w}", language)} for w in wrapups],
         "counsellors": [{"id": i, "display_name": n} for i, n in sorted(names.items())],
+    }
+
+
+def _line(locales: Locales, message: Message, language: str) -> dict[str, Any]:
+    """One transcript line; a button press reads as the button the child pressed."""
+    kind, text = message.kind, message.text
+    if message.sender == "user" and text.startswith("/"):
+        kind, text = "button", locales.button_title(text, language) or text
+    return {
+        "id": message.id,
+        "sender": message.sender,
+        "kind": kind,
+        "text": text,
+        "at": _at(message.created_at),
     }
 
 

@@ -114,7 +114,10 @@ def test_a_web_chat_child_reaches_a_counsellor_and_back(stack, locales, console,
     view = console.get(f"/console/api/cases/{case['id']}")
     assert view["child_note"] == marker
     assert view["summary_text"] and view["summary_text"] in shown["text"]
-    assert [m["text"] for m in view["transcript"] if m["sender"] == "user"][:2] == [ASK, "/affirm"]
+    said_by_child = [(m["kind"], m["text"]) for m in view["transcript"] if m["sender"] == "user"]
+    yes = locales.button_title("/affirm", "th")
+    assert yes and not yes.startswith("/")
+    assert said_by_child[:2] == [("text", ASK), ("button", yes)]
     [joined] = child.later()
     assert joined["sender"] == "system"
     assert joined["text"] == locales.text("utter_handoff_assigned", "th", {"name": "พี่ฝน"})
