@@ -17,7 +17,7 @@ GATEWAY := .venv/gateway
 MODEL := models/assistant.tar.gz
 TRAINING_INPUTS := config.yml domain.yml $(wildcard data/*.yml data/nlu/*.yml components/*.py)
 
-.PHONY: help run test counsellor setup system engine gateway model migrate lint validate story-test test-engine test-gateway eval lock clean
+.PHONY: help run test counsellor purge setup system engine gateway model migrate lint validate story-test test-engine test-gateway eval lock clean
 
 help:
 	@echo "make run    set up everything, then start Rasa, the action server and the gateway"
@@ -27,6 +27,10 @@ help:
 run: setup
 	@$(GATEWAY)/bin/python scripts/counsellor.py --demo
 	$(GATEWAY)/bin/python scripts/stack.py
+
+# Delete words older than RETENTION_DAYS now (the gateway also does it every hour).
+purge: gateway migrate
+	$(GATEWAY)/bin/python scripts/purge.py
 
 # A console account: make counsellor USERNAME=somchai NAME="Somchai" ROLE=counsellor|supervisor
 ROLE ?= counsellor

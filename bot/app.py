@@ -28,6 +28,7 @@ from bot.rasa_client import RasaClient
 from bot.router import Router
 from bot.security import SecurityHeaders
 from bot.store.db import make_engine, make_sessionmaker
+from bot.store.retention import Retention
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +86,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 state.handoff,
                 settings.default_language,
             )
+            tracker = make_engine(settings.tracker_store_url)
+            state.retention = Retention(state.sessions, tracker, settings.retention_days)
             async with (
                 platforms.running(channels, app),
                 _every(settings.handoff_check_every_s, state.handoff.check_waiting),
+                _every(settings.retention_check_every_s, state.retention.purge),
             ):
                 yield
             await state.inbox.drain()
+            await tracker.dispose()
         await engine.dispose()
 
     channels = platforms.enabled(settings)

@@ -47,6 +47,11 @@ class Settings:
     handoff_remind_after_s: float
     handoff_return_after_s: float
     handoff_check_every_s: float
+    # Retention (docs/PRIVACY.md): words older than this many days are purged, checked hourly.
+    retention_days: int
+    retention_check_every_s: float
+    # Rasa's tracker store, so a user's erasure and the purge reach Rasa's copy of their words.
+    tracker_store_url: str
     # The console's session cookie is sent over https only unless this is off (local http).
     console_secure_cookie: bool
 
@@ -89,4 +94,10 @@ class Settings:
             handoff_return_after_s=float(_env("HANDOFF_RETURN_AFTER_S", "600")),
             handoff_check_every_s=float(_env("HANDOFF_CHECK_EVERY_S", "15")),
             console_secure_cookie=_env("CONSOLE_SECURE_COOKIE", "0") == "1",
+            retention_days=int(_env("RETENTION_DAYS", "30")),
+            retention_check_every_s=float(_env("RETENTION_CHECK_EVERY_S", "3600")),
+            tracker_store_url=_env(
+                "TRACKER_STORE_URL",
+                f"sqlite:///{_env('TRACKER_DB', str(ROOT / 'var' / 'rasa_tracker.db'))}",
+            ),
         )

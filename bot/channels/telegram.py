@@ -45,7 +45,6 @@ from telegram.request import HTTPXRequest
 from bot.channels.platform import Event, PlatformChannel, Refused
 from bot.config import Settings
 from bot.message import Button, Outgoing
-from bot.store.conversations import forget
 from bot.store.models import TelegramMessageId, utcnow
 from bot.text_split import fit_utf16, split_utf16
 
@@ -446,13 +445,8 @@ class TelegramChannel(PlatformChannel):
         return "utter_cleared" if complete else "utter_cleared_partly"
 
     async def _forget(self, user: str) -> None:
-        """Deletes the conversation, its messages and the message ids (Rasa's tracker: not yet)."""
-        async with self.state.sessions() as session:
-            await session.execute(
-                delete(TelegramMessageId).where(TelegramMessageId.user_key == user)
-            )
-            await forget(session, user)
-            await session.commit()
+        """Deletes the conversation, its messages, the message ids and Rasa's tracker."""
+        await self.state.retention.forget(user)
         log.info("a Telegram user's data was deleted at their request")
 
     # -- out -----------------------------------------------------------------------------------

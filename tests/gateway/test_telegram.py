@@ -526,6 +526,12 @@ def test_forget_deletes_what_is_stored_only_after_yes(telegram, stack):
     time.sleep(0.3)
     assert conversation_rows(stack, chat) == (0, 0)
     assert recorded_ids(stack, chat) == []
+    # Rasa's own record of the conversation is gone too.
+    tracker = httpx.get(
+        f"{stack.rasa_url}/conversations/{key_of(chat)}/tracker",
+        params={"token": stack.rasa_token},
+    ).json()
+    assert [e for e in tracker["events"] if e["event"] == "user"] == []
 
 
 # -- duplicates, refusals, what is never done -----------------------------------------------------
