@@ -25,10 +25,12 @@ from bot.inbox import Inbox
 from bot.locales import Locales
 from bot.nlg import nlg_endpoint
 from bot.rasa_client import RasaClient
+from bot.ratelimit import RateLimiter
 from bot.router import Router
 from bot.security import SecurityHeaders
 from bot.store.db import make_engine, make_sessionmaker
 from bot.store.retention import Retention
+from bot.untrusted import BodyLimit
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +74,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             state.inbox = Inbox()
             state.addresses = AddressBook(settings.user_id_secret)
             state.http = client
+            state.relay = Relay(state.sessions, {c.name: c for c in channels})
             state.handoff = Handoff(
                 state.sessions,
                 state.locales,
                 settings,
-                Relay(state.sessions, {c.name: c for c in channels}),
-                Events(),
+                state.relay,
+                Events(settings.redis_url),
             )
             state.router = Router(
                 state.sessions,
@@ -85,13 +88,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 state.locales,
                 state.handoff,
                 settings.default_language,
+                user_limit=RateLimiter(settings.rate_user_per_min),
             )
+            state.ip_limit = RateLimiter(settings.rate_ip_per_min)
             tracker = make_engine(settings.tracker_store_url)
             state.retention = Retention(state.sessions, tracker, settings.retention_days)
             async with (
                 platforms.running(channels, app),
                 _every(settings.handoff_check_every_s, state.handoff.check_waiting),
                 _every(settings.retention_check_every_s, state.retention.purge),
+                _every(settings.relay_retry_every_s, state.relay.retry),
             ):
                 yield
             await state.inbox.drain()
@@ -107,7 +113,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *[Route(f"/webhooks/{c.name}", c.webhook, methods=["POST"]) for c in channels],
     ]
     return Starlette(
-        routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)]
+        routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit)]
     )
 
 

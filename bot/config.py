@@ -47,13 +47,21 @@ class Settings:
     handoff_remind_after_s: float
     handoff_return_after_s: float
     handoff_check_every_s: float
+    # How often pushes a platform refused (or a restart interrupted) are tried again.
+    relay_retry_every_s: float
     # Retention (docs/PRIVACY.md): words older than this many days are purged, checked hourly.
     retention_days: int
     retention_check_every_s: float
     # Rasa's tracker store, so a user's erasure and the purge reach Rasa's copy of their words.
     tracker_store_url: str
+    # Redis (lock store, console live updates across gateway replicas); empty = in-process.
+    redis_url: str
     # The console's session cookie is sent over https only unless this is off (local http).
     console_secure_cookie: bool
+    # Rate limits (bot/ratelimit.py): messages to Rasa per user, and web-chat requests per client
+    # address, per minute; 0 turns a limit off.
+    rate_user_per_min: int = 20
+    rate_ip_per_min: int = 600
 
     @property
     def line_enabled(self) -> bool:
@@ -93,11 +101,18 @@ class Settings:
             handoff_remind_after_s=float(_env("HANDOFF_REMIND_AFTER_S", "180")),
             handoff_return_after_s=float(_env("HANDOFF_RETURN_AFTER_S", "600")),
             handoff_check_every_s=float(_env("HANDOFF_CHECK_EVERY_S", "15")),
+            relay_retry_every_s=float(_env("RELAY_RETRY_EVERY_S", "10")),
             console_secure_cookie=_env("CONSOLE_SECURE_COOKIE", "0") == "1",
             retention_days=int(_env("RETENTION_DAYS", "30")),
+            rate_user_per_min=int(_env("RATE_USER_PER_MIN", "20")),
+            rate_ip_per_min=int(_env("RATE_IP_PER_MIN", "600")),
             retention_check_every_s=float(_env("RETENTION_CHECK_EVERY_S", "3600")),
+            # the rule scripts/stack.py gives Rasa: on PostgreSQL the tracker shares DATABASE_URL
             tracker_store_url=_env(
                 "TRACKER_STORE_URL",
-                f"sqlite:///{_env('TRACKER_DB', str(ROOT / 'var' / 'rasa_tracker.db'))}",
+                _env("DATABASE_URL", "")
+                if _env("DATABASE_URL", "").startswith("postgresql")
+                else f"sqlite:///{_env('TRACKER_DB', str(ROOT / 'var' / 'rasa_tracker.db'))}",
             ),
+            redis_url=_env("REDIS_URL", ""),
         )

@@ -6,14 +6,17 @@ also get it pushed through their channel, to the sealed address the adapter keep
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import weakref
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from bot.message import Outgoing
+from bot.message import Button, Outgoing
 from bot.store.models import Conversation, Message
 
 log = logging.getLogger(__name__)
@@ -43,26 +46,76 @@ def stored(conversation_id: int, sender: str, messages: list[Outgoing]) -> list[
 
 
 class Relay:
+    """At-least-once, in-order delivery of pushed messages: each is stored marked pending and
+    unmarked once the platform accepts it; a message is never pushed ahead of an older pending
+    one, and `retry` (run periodically, and so also after a restart) sends what is left."""
+
     def __init__(self, sessions: async_sessionmaker, channels: Mapping[str, Any]) -> None:
         self._sessions = sessions
         self._channels = channels
+        # One lock per conversation being flushed; gone once nobody holds it.
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def send(self, conversation_id: int, sender: str, messages: list[Outgoing]) -> bool:
-        """Stores, then pushes where the channel can; False when a push did not go out."""
+        """Stores, then pushes where the channel can; False when it is left for `retry`."""
         if not messages:
             return True
         async with self._sessions() as session:
             conversation = await session.get(Conversation, conversation_id)
             if conversation is None:
                 return False
-            session.add_all(stored(conversation_id, sender, messages))
+            rows = stored(conversation_id, sender, messages)
+            pushed = conversation.channel in self._channels
+            for row in rows:
+                row.push_pending = pushed
+            session.add_all(rows)
             await session.commit()
-        channel: Pushes | None = self._channels.get(conversation.channel)
-        if channel is None:
+        if not pushed:
             return True  # the web chat fetches it
-        sent = await channel.push(conversation.user_key, messages)
-        if not sent:
-            log.warning(
-                "a %s message to a %s user could not be pushed", sender, conversation.channel
+        return await self._flush(conversation_id)
+
+    async def retry(self) -> None:
+        """Pushes every conversation's pending messages, oldest first."""
+        async with self._sessions() as session:
+            waiting = await session.scalars(
+                select(Message.conversation_id).where(Message.push_pending).distinct()
             )
-        return sent
+            conversations = list(waiting)
+        for conversation_id in conversations:
+            await self._flush(conversation_id)
+
+    async def _flush(self, conversation_id: int) -> bool:
+        """Pushes this conversation's pending messages in order; stops at the first refusal."""
+        lock = self._locks.setdefault(conversation_id, asyncio.Lock())
+        async with lock, self._sessions() as session:
+            conversation = await session.get(Conversation, conversation_id)
+            rows = list(
+                await session.scalars(
+                    select(Message)
+                    .where(Message.conversation_id == conversation_id, Message.push_pending)
+                    .order_by(Message.id)
+                )
+            )
+            if conversation is None or not rows:
+                return True
+            channel: Pushes = self._channels[conversation.channel]
+            if conversation.unreachable:  # blocked: nothing can be pushed, ever
+                await session.execute(
+                    update(Message)
+                    .where(Message.id.in_([r.id for r in rows]))
+                    .values(push_pending=False)
+                )
+                await session.commit()
+                return False
+            for row in rows:
+                if not await channel.push(conversation.user_key, [_outgoing(row)]):
+                    log.warning("a push to a %s user failed; retrying later", conversation.channel)
+                    return False
+                row.push_pending = False
+                await session.commit()
+        return True
+
+
+def _outgoing(row: Message) -> Outgoing:
+    buttons = tuple(Button(**b) for b in json.loads(row.buttons)) if row.buttons else ()
+    return Outgoing(text=row.text, buttons=buttons)

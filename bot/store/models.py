@@ -70,6 +70,9 @@ class Message(Base):
     text: Mapped[str] = mapped_column(Text, nullable=False, default="")
     # The buttons sent with an outgoing message (JSON), so a message fetched later keeps them.
     buttons: Mapped[str | None] = mapped_column(Text)
+    # A message the gateway must still push (LINE, Telegram): set until the platform accepted it,
+    # so a failed push or a gateway restart loses nothing (bot/handoff/relay.py retries).
+    push_pending: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
