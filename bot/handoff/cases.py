@@ -125,7 +125,11 @@ async def move(
 
 
 async def claim(session: AsyncSession, case: Case, counsellor_id: int) -> bool:
-    """True for exactly one of any number of simultaneous claims of a queued case."""
+    """True for exactly one of any number of simultaneous claims of a queued case. Only a queued
+    case can be claimed: a claim that reads the case after another claim won must not become a
+    transfer (assigned → assigned)."""
+    if case.state != "queued":
+        return False
     try:
         await move(session, case, "assigned", f"counsellor:{counsellor_id}", None, counsellor_id)
     except TransitionRefused:

@@ -209,3 +209,24 @@ def test_forgetting_a_user_deletes_their_cases_and_history(db):
             return left, history
 
     assert run(forget_owner()) == (0, 0)
+
+
+def test_a_claim_that_reads_the_case_after_another_won_loses(db):
+    sessions, run = db
+    first, second = run(new_counsellor(sessions)), run(new_counsellor(sessions))
+    case_id = run(started(sessions, urgent=True))
+
+    async def claim(counsellor: int) -> bool:
+        async with sessions() as session:
+            won = await cases.claim(session, await session.get(Case, case_id), counsellor)
+            await session.commit()
+            return won
+
+    assert run(claim(first))
+    assert not run(claim(second))  # it sees "assigned": losing, not a transfer
+
+    async def owner() -> int | None:
+        async with sessions() as session:
+            return (await session.get(Case, case_id)).counsellor_id
+
+    assert run(owner()) == first
