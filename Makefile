@@ -17,7 +17,7 @@ GATEWAY := .venv/gateway
 MODEL := models/assistant.tar.gz
 TRAINING_INPUTS := config.yml domain.yml $(wildcard data/*.yml data/nlu/*.yml components/*.py)
 
-.PHONY: help run test counsellor purge setup system engine gateway model migrate lint validate story-test test-engine test-gateway eval lock clean
+.PHONY: help run test scale-test counsellor purge setup system engine gateway model migrate lint validate story-test test-engine test-gateway eval bench lock clean
 
 help:
 	@echo "make run    set up everything, then start Rasa, the action server and the gateway"
@@ -37,14 +37,14 @@ ROLE ?= counsellor
 counsellor: gateway migrate
 	$(GATEWAY)/bin/python scripts/counsellor.py --username "$(USERNAME)" --name "$(NAME)" --role "$(ROLE)"
 
-test: setup lint validate test-engine test-gateway story-test
+test: setup lint validate test-engine test-gateway story-test scale-test
 	@echo "make test: all passed"
 
 setup: system engine gateway migrate model
 
-# Debian packages: a Thai font (the LINE rich menu, the console's browser test) and Chromium
-# (the console's browser test). Installed only when missing.
-SYSTEM_PACKAGES := fonts-thai-tlwg chromium
+# Debian packages: a Thai font (the LINE rich menu, the console's browser test), Chromium (that
+# browser test) and nginx (the load balancer of the scale test). Installed only when missing.
+SYSTEM_PACKAGES := fonts-thai-tlwg chromium nginx-light
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -103,6 +103,10 @@ test-gateway: gateway model
 # the story test runs no server, so it only needs them to point somewhere harmless under var/.
 OFFLINE_ENDPOINTS := TRACKER_DB=var/story-tracker.db ACTION_PORT=5055 GATEWAY_PORT=8000 NLG_TOKEN=offline
 
+# Two gateways and two Rasa servers on PostgreSQL and Redis behind nginx (tests/scale/).
+scale-test: gateway model system
+	$(GATEWAY)/bin/python -m pytest -q -s tests/scale
+
 story-test: engine model
 	mkdir -p var && $(OFFLINE_ENDPOINTS) $(ENGINE)/bin/rasa test core --model $(MODEL) --stories tests/stories --fail-on-prediction-errors --e2e --out var/story-results --quiet
 
@@ -110,6 +114,11 @@ EVAL ?= ../shared/eval/dev.yml
 REPORT ?= var/eval/report.json
 eval: engine model
 	$(ENGINE)/bin/python scripts/eval.py --eval $(EVAL) --report $(REPORT)
+
+# The benchmarks (README "Benchmarks"): the real stack on its own ports; writes var/bench/report.json
+# and var/bench/report.png. BENCH_QUICK=1 for a short run.
+bench: setup
+	$(GATEWAY)/bin/python -m scripts.bench --eval $(EVAL)
 
 clean:
 	rm -rf .venv models var .rasa

@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             tracker = make_engine(settings.tracker_store_url)
             state.retention = Retention(state.sessions, tracker, settings.retention_days)
             async with (
+                state.handoff.events.running(),
                 platforms.running(channels, app),
                 _every(settings.handoff_check_every_s, state.handoff.check_waiting),
                 _every(settings.retention_check_every_s, state.retention.purge),
@@ -113,7 +114,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *[Route(f"/webhooks/{c.name}", c.webhook, methods=["POST"]) for c in channels],
     ]
     return Starlette(
-        routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit)]
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit)],
     )
 
 

@@ -3,6 +3,12 @@
 Used by `make run` (foreground, Ctrl-C stops all three) and by the end-to-end tests (each test run
 gets its own ports and databases). Runs with the gateway's Python; Rasa runs from its own
 environment (.venv/engine), see DESIGN.md.
+
+Rasa's endpoints are written at each start into `<var>/endpoints.yml` from the environment
+(README, Configuration): the tracker store from TRACKER_STORE_URL, else the gateway's DATABASE_URL
+when that is PostgreSQL, else the SQLite file TRACKER_DB; the lock store in Redis when REDIS_URL
+is set, else in memory. The repository's endpoints.yml is the embedded default, for Rasa's own
+commands (`make story-test`).
 """
 
 from __future__ import annotations
@@ -19,11 +25,104 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import yaml
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE_BIN = ROOT / ".venv" / "engine" / "bin"
 GATEWAY_PYTHON = ROOT / ".venv" / "gateway" / "bin" / "python"
 MODEL = ROOT / "models" / "assistant.tar.gz"
+
+
+def tracker_store_url(env: dict[str, str]) -> str:
+    """Where Rasa keeps its trackers; the gateway's Settings.tracker_store_url follows the same rule
+    (it purges and erases Rasa's events there)."""
+    if env.get("TRACKER_STORE_URL", "").strip():
+        return env["TRACKER_STORE_URL"].strip()
+    database_url = env.get("DATABASE_URL", "").strip()
+    if database_url.startswith("postgresql"):
+        return database_url
+    return f"sqlite:///{env.get('TRACKER_DB') or ROOT / 'var' / 'rasa_tracker.db'}"
+
+
+def tracker_store(url: str) -> dict[str, object]:
+    """Rasa 3.6's SQLTrackerStore settings for a SQLAlchemy URL (Rasa connects with psycopg2)."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return {"type": "SQL", "dialect": "sqlite", "db": parsed.database}
+    if backend != "postgresql":
+        raise ValueError(f"unsupported tracker store: {backend}")
+    config: dict[str, object] = {"type": "SQL", "dialect": "postgresql"}
+    for key, value in (
+        ("url", parsed.host),
+        ("port", parsed.port),
+        ("db", parsed.database),
+        ("username", parsed.username),
+        ("password", parsed.password),
+    ):
+        if value is not None:
+            config[key] = value
+    if parsed.query:
+        config["query"] = {k: v if isinstance(v, str) else list(v) for k, v in parsed.query.items()}
+    return config
+
+
+def lock_store(redis_url: str) -> dict[str, object]:
+    """Rasa 3.6's RedisLockStore settings for redis://[user:password@]host[:port][/db]."""
+    if not redis_url:
+        return {"type": "in_memory"}
+    parsed = urlsplit(redis_url)
+    if parsed.scheme not in ("redis", "rediss"):
+        raise ValueError(f"REDIS_URL must be redis:// or rediss://, not {parsed.scheme}://")
+    config: dict[str, object] = {
+        "type": "redis",
+        "url": parsed.hostname or "localhost",
+        "port": parsed.port or 6379,
+        "db": int(parsed.path.strip("/") or 0),
+    }
+    if parsed.username:
+        config["username"] = unquote(parsed.username)
+    if parsed.password:
+        config["password"] = unquote(parsed.password)
+    if parsed.scheme == "rediss":
+        config["use_ssl"] = True
+    return config
+
+
+def rasa_endpoints(env: dict[str, str]) -> dict[str, object]:
+    """The contents of Rasa's endpoints file for a stack running with `env`."""
+    return {
+        "action_endpoint": {"url": f"http://127.0.0.1:{env['ACTION_PORT']}/webhook"},
+        "nlg": {"url": f"http://127.0.0.1:{env['GATEWAY_PORT']}/nlg", "token": env["NLG_TOKEN"]},
+        "tracker_store": tracker_store(tracker_store_url(env)),
+        "lock_store": lock_store(env.get("REDIS_URL", "").strip()),
+    }
+
+
+class _Quoted(yaml.SafeDumper):
+    """Strings with a $ double-quoted: Rasa expands ${...} in plain scalars only."""
+
+
+_Quoted.add_representer(
+    str,
+    lambda dumper, value: dumper.represent_scalar(
+        "tag:yaml.org,2002:str", value, style='"' if "$" in value else None
+    ),
+)
+
+
+def write_endpoints(path: Path, env: dict[str, str]) -> None:
+    """Writes Rasa's endpoints file, readable only by its owner (it holds tokens and passwords)."""
+    text = "# Written by scripts/stack.py at each start, from the environment; edits are lost.\n"
+    text += yaml.dump(rasa_endpoints(env), Dumper=_Quoted, sort_keys=False, allow_unicode=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(text)
+    path.chmod(0o600)
 
 
 def free_port() -> int:
@@ -110,7 +209,7 @@ class Stack:
                     "--model",
                     str(MODEL),
                     "--endpoints",
-                    "endpoints.yml",
+                    str(self.endpoints_file),
                     "--credentials",
                     "credentials.yml",
                 ],
@@ -140,6 +239,10 @@ class Stack:
         }
 
     @property
+    def endpoints_file(self) -> Path:
+        return self.var / "endpoints.yml"
+
+    @property
     def gateway_url(self) -> str:
         return f"http://{self.gateway_host}:{self.gateway_port}"
 
@@ -154,6 +257,10 @@ class Stack:
         env.update(
             RASA_TELEMETRY_ENABLED="false",
             SANIC_HOST="127.0.0.1",
+            # Rasa's and the action server's Sanic must keep idle connections open longer than
+            # their clients (aiohttp 15 s, httpx 5 s) reuse them, or a reused connection is found
+            # closed mid-request and the turn is lost.
+            SANIC_KEEP_ALIVE_TIMEOUT="75",
             TF_CPP_MIN_LOG_LEVEL="2",
             RASA_URL=self.rasa_url,
             RASA_PORT=str(self.rasa_port),
@@ -163,12 +270,16 @@ class Stack:
             TRACKER_DB=str(self.var / "rasa_tracker.db"),
         )
         env.update(self.extra_env)
+        # Rasa and the gateway must agree on where Rasa's words are (the gateway purges them).
+        env["TRACKER_STORE_URL"] = tracker_store_url(env)
         return env
 
     def start(
         self, names: tuple[str, ...] = ("actions", "gateway", "rasa"), timeout: float = 180
     ) -> None:
         env = self.env()
+        if "rasa" in names:
+            write_endpoints(self.endpoints_file, env)
         for name in names:
             self.processes[name].start(env)
         self.wait(names, timeout)

@@ -1,20 +1,34 @@
-"""Gateway tests. `stack` is the real thing: trained model, Rasa, action server, gateway."""
+"""Gateway tests. `stack` is the real thing: trained model, Rasa, action server, gateway.
+
+`stack` runs twice: on SQLite with in-memory locks (the embedded default) and on PostgreSQL with
+Redis (the production configuration: gateway data and Rasa's tracker in one fresh PostgreSQL
+database, Rasa's RedisLockStore, console events fanned out through Redis). Without PostgreSQL or
+Redis on 127.0.0.1 the second run is skipped, or fails when CI=true.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.pool import NullPool
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bot.config import Settings  # noqa: E402
 from bot.locales import Locales  # noqa: E402
+from bot.store.db import sync_url  # noqa: E402
 from scripts.stack import Stack, free_port  # noqa: E402
 from tests.gateway.standin import StandIn  # noqa: E402
 
@@ -22,6 +36,9 @@ LINE_SECRET = "test-line-channel-secret"
 LINE_TOKEN = "test-line-access-token"
 TELEGRAM_TOKEN = "123456:test-telegram-token"
 TELEGRAM_SECRET = "test-telegram-webhook-secret"
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/{name}"  # `test` exists; others are made here
+REDIS_SERVER = "redis://127.0.0.1:6379"
 
 
 def migrate(database_url: str) -> None:
@@ -32,6 +49,86 @@ def migrate(database_url: str) -> None:
         check=True,
         capture_output=True,
     )
+
+
+def production_unavailable(
+    admin_url: str = POSTGRES.format(name="test"), redis_url: str = REDIS_SERVER
+) -> str | None:
+    """Why the PostgreSQL + Redis configuration cannot be tested here, or None."""
+    try:
+        with psycopg.connect(admin_url, connect_timeout=3):
+            pass
+    except psycopg.Error as exc:
+        return f"PostgreSQL not reachable at {admin_url} ({type(exc).__name__})"
+    try:
+        import redis
+    except ImportError:
+        return "the redis package is not installed in .venv/gateway (requirements/gateway.lock)"
+    try:
+        with redis.Redis.from_url(redis_url, socket_connect_timeout=3) as client:
+            client.ping()
+    except redis.RedisError as exc:
+        return f"Redis not reachable at {redis_url} ({type(exc).__name__})"
+    return None
+
+
+def require_production(**where: str) -> None:
+    """Skips the calling test (fails it under CI=true) without PostgreSQL and Redis."""
+    reason = production_unavailable(**where)
+    if reason is None:
+        return
+    if os.environ.get("CI", "").strip().lower() == "true":
+        pytest.fail(f"{reason}: CI=true requires PostgreSQL and Redis", pytrace=False)
+    pytest.skip(f"{reason}; the PostgreSQL variant is skipped (with CI=true it fails)")
+
+
+@contextlib.contextmanager
+def postgres_database(prefix: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this run; dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES.format(name="test"), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES.format(name=name)
+    finally:
+        with psycopg.connect(POSTGRES.format(name="test"), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+class TestedStack(Stack):
+    """The stack, plus reading the running gateway's database, whichever it is."""
+
+    __test__ = False
+
+    @property
+    def database_url(self) -> str:
+        return self.env()["DATABASE_URL"]
+
+    def query(self, sql: str, params: Mapping[str, object] | None = None) -> list[tuple]:
+        """Rows of one SQL statement with :named parameters, on SQLite or PostgreSQL."""
+        engine = create_engine(sync_url(self.database_url), poolclass=NullPool)
+        try:
+            with engine.connect() as connection:
+                return [tuple(row) for row in connection.execute(text(sql), params or {})]
+        finally:
+            engine.dispose()
+
+    def query_one(self, sql: str, params: Mapping[str, object] | None = None) -> tuple | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def dump(self) -> str:
+        """Every row of every table as text: what someone holding the database would read."""
+        engine = create_engine(sync_url(self.database_url), poolclass=NullPool)
+        try:
+            with engine.connect() as connection:
+                lines = []
+                for table in inspect(connection).get_table_names():
+                    for row in connection.execute(text(f'SELECT * FROM "{table}"')):
+                        lines.append(f"{table}: {tuple(row)!r}")
+                return "\n".join(lines)
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -55,37 +152,51 @@ def telegram_api() -> StandIn:
     standin.stop()
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory, line_api, telegram_api) -> Stack:
-    var = tmp_path_factory.mktemp("stack")
-    database_url = f"sqlite:///{var / 'gateway.db'}"
-    migrate(database_url)
-    stack = Stack(
-        var=var,
-        rasa_port=free_port(),
-        action_port=free_port(),
-        gateway_port=free_port(),
-        extra_env={
-            "DATABASE_URL": database_url,
-            "USER_ID_SECRET": "test-secret",
-            # A loaded CI machine must not turn slow answers into fallbacks; the fallback itself
-            # is tested by stopping Rasa.
-            "RASA_TIMEOUT_S": "20",
-            "LINE_CHANNEL_SECRET": LINE_SECRET,
-            "LINE_CHANNEL_ACCESS_TOKEN": LINE_TOKEN,
-            "LINE_API_BASE_URL": line_api.url,
-            "LINE_DATA_API_BASE_URL": line_api.url + "/data",
-            "TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN,
-            "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET,
-            "TELEGRAM_MODE": "webhook",
-            "TELEGRAM_API_BASE_URL": telegram_api.url,
-        },
-    )
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def stack(request, tmp_path_factory, line_api, telegram_api) -> Iterator[TestedStack]:
+    var = tmp_path_factory.mktemp(f"stack-{request.param}")
+    with contextlib.ExitStack() as cleanup:
+        if request.param == "sqlite":
+            database_url = f"sqlite:///{var / 'gateway.db'}"
+            # the embedded default, whatever the shell running the tests has set
+            production = {"REDIS_URL": "", "TRACKER_STORE_URL": ""}
+        else:
+            require_production()
+            database_url = cleanup.enter_context(postgres_database("stack"))
+            # Rasa's tracker follows DATABASE_URL into the same database; Redis gets a database
+            # number of its own (the lock store's keys, and the console events' channel name)
+            production = {
+                "REDIS_URL": f"{REDIS_SERVER}/{random.randint(1, 15)}",
+                "TRACKER_STORE_URL": "",
+            }
+        migrate(database_url)
+        stack = TestedStack(
+            var=var,
+            rasa_port=free_port(),
+            action_port=free_port(),
+            gateway_port=free_port(),
+            extra_env={
+                **production,
+                "DATABASE_URL": database_url,
+                "USER_ID_SECRET": "test-secret",
+                # A loaded CI machine must not turn slow answers into fallbacks; the fallback
+                # itself is tested by stopping Rasa.
+                "RASA_TIMEOUT_S": "20",
+                "LINE_CHANNEL_SECRET": LINE_SECRET,
+                "LINE_CHANNEL_ACCESS_TOKEN": LINE_TOKEN,
+                "LINE_API_BASE_URL": line_api.url,
+                "LINE_DATA_API_BASE_URL": line_api.url + "/data",
+                "TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN,
+                "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET,
+                "TELEGRAM_MODE": "webhook",
+                "TELEGRAM_API_BASE_URL": telegram_api.url,
+            },
+        )
+        try:
+            stack.start()
+            yield stack
+        finally:
+            stack.stop()
 
 
 @pytest.fixture

@@ -8,6 +8,10 @@ import signal
 import time
 import uuid
 
+import psycopg
+import pytest
+
+from bot.identity import user_key
 from tests.gateway.test_handoff_flow import (
     ASK,
     Child,
@@ -75,3 +79,31 @@ def test_refused_pushes_survive_a_killed_gateway_and_arrive_in_order(
     # The queued child is still queued, and still in the console's queue.
     assert waiting.say("ยังรออยู่ค่ะ")["mode"] == "queued"
     assert case_of(console, other)["state"] == "queued"
+
+
+def test_dropped_database_connections_lose_no_message(stack, chat, locales):
+    """PostgreSQL closes every gateway connection between and during turns: each turn is still
+    answered, and every turn is stored."""
+    url = stack.env()["DATABASE_URL"]
+    if not url.startswith("postgresql"):
+        pytest.skip("dropping connections is a PostgreSQL fault (SQLite has none to drop)")
+    database = url.rsplit("/", 1)[1]
+    user = f"drop-{uuid.uuid4().hex[:8]}"
+    answered = 0
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/test", autocommit=True) as admin:
+        for words in ("สวัสดี", "แจ้งเรื่องได้ที่ไหน", "hello", "thank you", "สวัสดีค่ะ"):
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND application_name = 'gateway'",
+                (database,),
+            )
+            reply = chat(user, words)
+            answered += bool(reply["messages"]) and all(m["text"] for m in reply["messages"])
+    assert answered == 5
+    with psycopg.connect(url) as db:
+        stored = db.execute(
+            "SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE c.user_key = %s AND m.sender = 'user'",
+            (user_key("test-secret", "webchat", user),),
+        ).fetchone()[0]
+    assert stored == 5

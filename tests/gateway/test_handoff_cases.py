@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import psycopg
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -19,9 +18,8 @@ from bot.handoff import cases, queue
 from bot.store.conversations import forget, get_or_create
 from bot.store.db import make_engine, make_sessionmaker
 from bot.store.handoff_models import Case, Transition
-from tests.gateway.conftest import migrate
+from tests.gateway.conftest import migrate, postgres_database, require_production
 
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/{name}"
 SUMMARY = {"language": "th", "role": "child", "topics": ["sextortion"]}
 
 
@@ -32,15 +30,10 @@ def database_url(request, tmp_path_factory):
         migrate(url)
         yield url
         return
-    name = f"handoff_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES.format(name="test"), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        migrate(POSTGRES.format(name=name))
-        yield POSTGRES.format(name=name)
-    finally:
-        with psycopg.connect(POSTGRES.format(name="test"), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    require_production()
+    with postgres_database("handoff") as url:
+        migrate(url)
+        yield url
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import hmac
 import io
 import json
 import logging
-import sqlite3
 import time
 import uuid
 
@@ -193,9 +192,8 @@ def push_body(user: str, messages: list[dict]) -> dict:
 def conversation(stack, user: str) -> tuple[int, str | None]:
     """(unreachable, address) of a LINE user's conversation in the running gateway's database."""
     key = user_key("test-secret", "line", user)  # USER_ID_SECRET of the `stack` fixture
-    with sqlite3.connect(stack.var / "gateway.db") as db:
-        query = "select unreachable, address from conversations where user_key = ?"
-        return db.execute(query, (key,)).fetchone()
+    query = "select unreachable, address from conversations where user_key = :key"
+    return stack.query_one(query, {"key": key})
 
 
 # -- conversations through the real model -------------------------------------------------------

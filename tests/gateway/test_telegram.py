@@ -18,7 +18,6 @@ import itertools
 import json
 import logging
 import random
-import sqlite3
 import threading
 import time
 from urllib.parse import parse_qsl
@@ -309,10 +308,6 @@ def telegram(stack, telegram_api, locales) -> Telegram:
     telegram.client.close()
 
 
-def gateway_db(stack) -> sqlite3.Connection:
-    return sqlite3.connect(stack.var / "gateway.db")
-
-
 def key_of(chat: int) -> str:
     return user_key("test-secret", "telegram", str(chat))
 
@@ -389,11 +384,10 @@ def test_an_edited_message_is_read_as_a_new_message(telegram):
 
 
 def recorded_ids(stack, chat: int) -> list[int]:
-    with gateway_db(stack) as db:
-        rows = db.execute(
-            "select message_id from telegram_message_ids where user_key = ?", (key_of(chat),)
-        )
-        return sorted(r[0] for r in rows)
+    rows = stack.query(
+        "select message_id from telegram_message_ids where user_key = :key", {"key": key_of(chat)}
+    )
+    return sorted(r[0] for r in rows)
 
 
 def test_clear_deletes_the_chat_s_messages_after_a_confirmation(telegram, stack):
@@ -468,15 +462,14 @@ def test_clear_in_a_new_chat_deletes_everything(telegram, stack):
 
 
 def conversation_rows(stack, chat: int) -> tuple[int, int]:
-    with gateway_db(stack) as db:
-        [(conversations,)] = db.execute(
-            "select count(*) from conversations where user_key = ?", (key_of(chat),)
-        )
-        [(messages,)] = db.execute(
-            "select count(*) from messages join conversations c on c.id = conversation_id"
-            " where c.user_key = ?",
-            (key_of(chat),),
-        )
+    [(conversations,)] = stack.query(
+        "select count(*) from conversations where user_key = :key", {"key": key_of(chat)}
+    )
+    [(messages,)] = stack.query(
+        "select count(*) from messages join conversations c on c.id = conversation_id"
+        " where c.user_key = :key",
+        {"key": key_of(chat)},
+    )
     return conversations, messages
 
 
@@ -652,11 +645,10 @@ def test_a_user_who_blocks_the_bot_is_unreachable(telegram, stack):
     telegram.send(update(my_chat_member=blocked))
     deadline = time.monotonic() + 10
     while True:
-        with gateway_db(stack) as db:
-            row = db.execute(
-                "select unreachable, address from conversations where user_key = ?",
-                (key_of(chat),),
-            ).fetchone()
+        row = stack.query_one(
+            "select unreachable, address from conversations where user_key = :key",
+            {"key": key_of(chat)},
+        )
         if row == (1, None) or time.monotonic() > deadline:
             break
         time.sleep(0.1)
@@ -668,10 +660,10 @@ def test_a_user_who_blocks_the_bot_is_unreachable(telegram, stack):
     telegram.send(media(other, "sticker"))
     telegram.wait(other, 1)
     time.sleep(0.3)
-    with gateway_db(stack) as db:
-        row = db.execute(
-            "select unreachable, address from conversations where user_key = ?", (key_of(other),)
-        ).fetchone()
+    row = stack.query_one(
+        "select unreachable, address from conversations where user_key = :key",
+        {"key": key_of(other)},
+    )
     assert row == (1, None)
 
 
@@ -680,11 +672,10 @@ def test_the_chat_id_is_stored_only_encrypted(telegram, stack):
     telegram.send(media(chat, "sticker"))
     telegram.wait(chat, 1)
     time.sleep(0.2)
-    with gateway_db(stack) as db:
-        [(address,)] = db.execute(
-            "select address from conversations where user_key = ?", (key_of(chat),)
-        ).fetchall()
-        dump = "\n".join(db.iterdump())
+    [(address,)] = stack.query(
+        "select address from conversations where user_key = :key", {"key": key_of(chat)}
+    )
+    dump = stack.dump()
     assert address and str(chat) not in address
     assert str(chat) not in dump
 

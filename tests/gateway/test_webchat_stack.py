@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 
 import httpx
@@ -45,8 +44,7 @@ def test_button_payloads_are_routed_like_text(chat, locales):
 def test_platform_ids_are_stored_only_as_keyed_hashes(chat, stack):
     user = f"raw-id-{uuid.uuid4().hex}"
     chat(user, "hello")
-    with sqlite3.connect(stack.var / "gateway.db") as db:
-        keys = [row[0] for row in db.execute("select user_key from conversations")]
+    keys = [row[0] for row in stack.query("select user_key from conversations")]
     assert keys and all(user not in key for key in keys)
 
 
