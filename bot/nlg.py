@@ -14,12 +14,21 @@ from starlette.responses import JSONResponse
 
 from bot.language import detect
 from bot.store.conversations import language_of, set_language
+from bot.untrusted import loads
 
 CONTEXT_SLOTS = ("age_band", "role", "urgent")
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def context_of(tracker: dict[str, Any]) -> dict[str, Any]:
-    slots = tracker.get("slots") or {}
+    slots = _mapping(tracker.get("slots"))
     context = {name: slots.get(name) for name in CONTEXT_SLOTS}
     context["channel"] = tracker.get("latest_input_channel")
     return context
@@ -28,23 +37,26 @@ def context_of(tracker: dict[str, Any]) -> dict[str, Any]:
 async def nlg_endpoint(request: Request) -> JSONResponse:
     state = request.app.state
     token = request.query_params.get("token", "")
-    if not hmac.compare_digest(token, state.settings.nlg_token):
+    if not hmac.compare_digest(token.encode(), state.settings.nlg_token.encode()):
         return JSONResponse({"error": "unauthorised"}, status_code=401)
     try:
-        body = await request.json()
+        body = loads(await request.body())
         name = str(body["response"])
         tracker = body.get("tracker") or {}
+        if not isinstance(tracker, dict):
+            raise TypeError("tracker must be an object")
     except (ValueError, KeyError, TypeError, AttributeError):
         return JSONResponse({"error": "malformed request"}, status_code=400)
 
-    slots = tracker.get("slots") or {}
-    latest_text = (tracker.get("latest_message") or {}).get("text") or ""
+    # Only Rasa calls this, but a field of an unexpected type is ignored rather than trusted.
+    slots = _mapping(tracker.get("slots"))
+    latest_text = _string(_mapping(tracker.get("latest_message")).get("text")) or ""
     # A button payload ("/talk_to_human") says nothing about the language; the conversation does.
     written = None if latest_text.startswith("/") else detect(latest_text)
-    sender = tracker.get("sender_id")
+    sender = _string(tracker.get("sender_id"))
     async with state.sessions() as session:
         language = (
-            slots.get("language")
+            _string(slots.get("language"))
             or written
             or (sender and await language_of(session, sender))
             or state.settings.default_language

@@ -14,8 +14,10 @@ from bot.language import detect
 from bot.locales import Locales
 from bot.message import Incoming, Outgoing
 from bot.rasa_client import RasaClient, RasaUnavailable
+from bot.ratelimit import RateLimiter
 from bot.store.conversations import get_or_create
 from bot.store.models import Conversation, Message
+from bot.untrusted import valid_text
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class Router:
         handoff: Handoff,
         default_language: str,
         max_text_chars: int = 2000,
+        user_limit: RateLimiter | None = None,
     ) -> None:
         self._sessions = sessions
         self._rasa = rasa
@@ -46,9 +49,10 @@ class Router:
         self._handoff = handoff
         self._default_language = default_language
         self._max_text_chars = max_text_chars
+        self._user_limit = user_limit if user_limit is not None else RateLimiter(0)
 
     async def handle(self, incoming: Incoming) -> Reply:
-        text = _INVISIBLE.sub(" ", incoming.text).strip()[: self._max_text_chars]
+        text = _INVISIBLE.sub(" ", valid_text(incoming.text)).strip()[: self._max_text_chars]
         async with self._sessions() as session:
             conversation = await get_or_create(session, incoming.user_key, incoming.channel)
             session.add(
@@ -90,6 +94,8 @@ class Router:
                 else "utter_empty_message"
             )
             return [self._say(name, language)], "bot"
+        if not self._user_limit.hit(incoming.user_key):  # bot/ratelimit.py: before Rasa only
+            return [self._say("utter_rate_limited", language)], "bot"
         try:
             messages = await self._rasa.send(
                 incoming.user_key, text, incoming.channel, incoming.metadata

@@ -182,7 +182,9 @@ def _lenient(raw: dict[str, Any]) -> Event:
         kind, text = "text", postback.get("data")
     else:
         message = raw.get("message") if isinstance(raw.get("message"), dict) else {}
-        kind, text = _LENIENT_KINDS.get(message.get("type"), "text"), message.get("text")
+        content = message.get("type")  # any JSON at all: a list cannot even be looked up
+        kind = _LENIENT_KINDS.get(content, "text") if isinstance(content, str) else "text"
+        text = message.get("text")
     text = text if isinstance(text, str) and kind == "text" else ""
     timestamp = raw.get("timestamp")
     reply = {
@@ -234,7 +236,7 @@ class LineChannel(PlatformChannel):
             events = self._parser.parse(text, signature)
         except InvalidSignatureError:
             raise Refused(401, "invalid X-Line-Signature") from None
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             raise Refused(400, "malformed webhook body") from None
         raw_events = json.loads(text)["events"]  # the SDK has just read it: one per event
         return [

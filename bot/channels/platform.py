@@ -12,7 +12,7 @@ import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -25,6 +25,7 @@ from bot.message import Incoming, Outgoing
 from bot.store.conversations import get_or_create, language_of
 from bot.store.deliveries import first_deliveries
 from bot.store.models import Conversation
+from bot.untrusted import valid_text
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,16 @@ class Event:
     kind: str
     text: str = ""
     reply: dict[str, Any] = field(default_factory=dict)
+
+
+def _valid(event: Event) -> Event:
+    """The event with ids and text that can be hashed, stored and sent on (bot/untrusted.py)."""
+    return replace(
+        event,
+        event_id=valid_text(event.event_id),
+        user_id=valid_text(event.user_id),
+        text=valid_text(event.text),
+    )
 
 
 class PlatformChannel(ABC):
@@ -87,18 +98,19 @@ class PlatformChannel(ABC):
         return JSONResponse({"ok": True})
 
     async def accept(self, state: Any, events: list[Event]) -> None:
-        """Drops ignored and already delivered events and queues the rest, in order per user.
-        Webhooks and polling (Telegram without a public URL) both come in through here."""
-        events = [e for e in events if e.kind != "ignore"]
-        new = await first_deliveries(state.sessions, self.name, [e.event_id for e in events])
-        for event in events:
-            if event.event_id[:128] not in new:
-                continue
-            new.discard(event.event_id[:128])
+        """Drops ignored events and queues the rest, in order per user (an already delivered one
+        is dropped when its turn comes, see _handle). Webhooks and polling (Telegram without a
+        public URL) both come in through here."""
+        for event in [_valid(e) for e in events if e.kind != "ignore"]:
             user = user_key(state.settings.user_id_secret, self.name, event.user_id)
             state.inbox.submit(user, lambda e=event, u=user: self._handle(state, e, u))
 
     async def _handle(self, state: Any, event: Event, user: str) -> None:
+        # The delivery is recorded here, in the user's queue, not before the acknowledgement: the
+        # webhook then answers without waiting for the database (make bench), and a redelivery
+        # queued behind its original finds the id taken and is dropped.
+        if not await first_deliveries(state.sessions, self.name, [event.event_id]):
+            return
         replies = await self.on_special(event, user)
         if replies is None:
             replies = await self.route(user, event.text, event.kind)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import re
 from collections.abc import AsyncIterator, Iterable
@@ -47,6 +46,7 @@ from bot.config import Settings
 from bot.message import Button, Outgoing
 from bot.store.models import TelegramMessageId, utcnow
 from bot.text_split import fit_utf16, split_utf16
+from bot.untrusted import loads
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,35 @@ def command_of(text: str) -> str | None:
 
 
 # -- updates in ---------------------------------------------------------------------------------
+
+# What reading an update can raise: the SDK checks no types, so a field of the wrong type fails
+# wherever it is used (a date too large for a datetime: OverflowError or OSError).
+_UNREADABLE = (
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    ArithmeticError,
+    OSError,
+    RecursionError,
+)
+
+
+def _checked(event: Event) -> Event:
+    """The event, or TypeError when a field the gateway uses has the wrong type."""
+    reply = event.reply
+    typed = (
+        isinstance(event.text, str)
+        and isinstance(reply.get("chat", 0), int)
+        and isinstance(reply.get("message", 0), int)
+        and isinstance(reply.get("on_message", 0), int)
+        and isinstance(reply.get("callback", ""), str)
+        and isinstance(reply.get("caption", ""), str)
+        and isinstance(reply.get("language") or "", str)
+    )
+    if not typed and event.kind != "ignore":
+        raise TypeError("an update field has the wrong type")
+    return event
 
 
 def _event(update: Update) -> Event:
@@ -276,14 +305,14 @@ class TelegramChannel(PlatformChannel):
         if not secret or not hmac.compare_digest(given, secret):
             raise Refused(401, "missing or wrong X-Telegram-Bot-Api-Secret-Token")
         try:
-            data = json.loads(body)
-        except ValueError:
-            raise Refused(400, "body must be UTF-8 JSON") from None
+            data = loads(body)
+        except ValueError as exc:
+            raise Refused(400, str(exc)) from None
         if not isinstance(data, dict) or type(data.get("update_id")) is not int:
             raise Refused(400, "not an update: an object with an integer update_id")
         try:
-            return [_event(Update.de_json(data, self._bot))]
-        except (ValueError, KeyError, TypeError, AttributeError):
+            return [_checked(_event(Update.de_json(data, self._bot)))]
+        except _UNREADABLE:
             raise Refused(400, "malformed update") from None
 
     async def _poll(self) -> None:
@@ -310,8 +339,8 @@ class TelegramChannel(PlatformChannel):
     @staticmethod
     def _polled(update: Update) -> Event:
         try:
-            return _event(update)
-        except (ValueError, KeyError, TypeError, AttributeError):
+            return _checked(_event(update))
+        except _UNREADABLE:
             log.warning("a polled Telegram update could not be read; ignored")
             return Event(event_id=str(update.update_id), user_id="", kind="ignore")
 

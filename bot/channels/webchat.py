@@ -12,13 +12,17 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
 
 from bot.identity import user_key
+from bot.language import detect
 from bot.message import Incoming
+from bot.ratelimit import client_address
 from bot.store.models import Conversation, Message
+from bot.untrusted import loads
 
 CHANNEL = "webchat"
 MAX_BODY_BYTES = 64 * 1024
 MAX_USER_CHARS = 128
 MAX_FETCH = 100
+MAX_CURSOR = 2**63 - 1  # the largest id a database stores
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 
@@ -38,8 +42,36 @@ def _parse(body: Any) -> tuple[str, str]:
     return user, text
 
 
+def _rate_limited(request: Request, raw: bytes = b"") -> JSONResponse | None:
+    """429 with `utter_rate_limited` (in the language of the text sent, else in each language)
+    when this client address is over RATE_IP_PER_MIN; None when it may go on (bot/ratelimit.py)."""
+    state = request.app.state
+    address = client_address(request.scope.get("client"))
+    if address is None or state.ip_limit.hit(address):
+        return None
+    try:
+        _, text = _parse(_json(raw))
+    except ValueError:
+        text = ""
+    default = state.settings.default_language
+    languages = sorted(state.locales.languages or [default], key=lambda lang: lang != default)
+    written = detect(text)
+    say = [
+        state.locales.render("utter_rate_limited", language, {"channel": CHANNEL})
+        for language in ([written] if written in languages else languages)
+    ]
+    return JSONResponse(
+        {"messages": [m.as_json() for m in say if m is not None], "mode": "bot"},
+        status_code=429,
+        headers={"Retry-After": str(state.ip_limit.retry_after(address))},
+    )
+
+
 async def post_message(request: Request) -> JSONResponse:
     raw = await request.body()
+    limited = _rate_limited(request, raw if len(raw) <= MAX_BODY_BYTES else b"")
+    if limited is not None:
+        return limited
     if len(raw) > MAX_BODY_BYTES:
         return _error("body too large", 413)
     try:
@@ -56,9 +88,12 @@ async def post_message(request: Request) -> JSONResponse:
 
 async def later_messages(request: Request) -> JSONResponse:
     """What was said to the child after `after` (counsellor words, queue updates), by cursor."""
+    limited = _rate_limited(request)
+    if limited is not None:
+        return limited
     user = request.query_params.get("user", "")
     try:
-        after = int(request.query_params.get("after", "0"))
+        after = min(max(int(request.query_params.get("after", "0")), 0), MAX_CURSOR)
     except ValueError:
         return _error("after must be a whole number", 400)
     if not 0 < len(user) <= MAX_USER_CHARS:
@@ -95,10 +130,8 @@ def _fetched(row: Message) -> dict[str, Any]:
 
 
 def _json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ValueError("body must be UTF-8 JSON") from None
+    """The body as JSON, or ValueError (bot/untrusted.py: also too deep, lone surrogates fixed)."""
+    return loads(raw)
 
 
 async def ui_strings(request: Request) -> JSONResponse:

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from bot.console import auth, views
 from bot.handoff.service import Handoff, NotAllowed
 from bot.store.handoff_models import Case, Counsellor
+from bot.untrusted import loads, valid_text
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 TEMPLATES = Environment(
@@ -33,6 +34,7 @@ TEMPLATES = Environment(
 HEARTBEAT_S = 15
 MAX_FORM_BYTES = 8 * 1024
 MAX_JSON_BYTES = 16 * 1024
+MAX_CASE_ID = 2**31 - 1  # case ids are INTEGER columns (PostgreSQL: 32 bits)
 
 Handler = Callable[[Request, auth.Signed], Awaitable[Response]]
 
@@ -99,7 +101,8 @@ async def _form(request: Request) -> dict[str, str]:
     if len(raw) > MAX_FORM_BYTES:
         raise ValueError("form too large")
     fields = parse_qs(raw.decode("utf-8", errors="replace"), keep_blank_values=True)
-    return {name: values[0] for name, values in fields.items()}
+    # valid_text: "%00" must not reach the database (PostgreSQL refuses NUL in text)
+    return {name: valid_text(values[0]) for name, values in fields.items()}
 
 
 async def login_submit(request: Request) -> Response:
@@ -179,14 +182,17 @@ async def _body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if len(raw) > MAX_JSON_BYTES:
         raise ValueError("body too large")
-    body = json.loads(raw.decode("utf-8") or "{}")
+    body = loads(raw or b"{}")  # bot/untrusted.py: ValueError for bad or too deeply nested JSON
     if not isinstance(body, dict):
         raise ValueError("body must be a JSON object")
     return body
 
 
 def _case_id(request: Request) -> int:
-    return int(request.path_params["case_id"])
+    case_id = int(request.path_params["case_id"])
+    if not 0 < case_id <= MAX_CASE_ID:  # a larger number cannot even be looked up (400)
+        raise ValueError("no such case")
+    return case_id
 
 
 async def me(request: Request, signed: auth.Signed) -> Response:
