@@ -55,16 +55,14 @@ async def nlg_endpoint(request: Request) -> JSONResponse:
     written = None if latest_text.startswith("/") else detect(latest_text)
     sender = _string(tracker.get("sender_id"))
     async with state.sessions() as session:
+        known = sender and await language_of(session, sender)
         language = (
-            _string(slots.get("language"))
-            or written
-            or (sender and await language_of(session, sender))
-            or state.settings.default_language
+            _string(slots.get("language")) or written or known or state.settings.default_language
         )
         rendered = state.locales.render(name, language, context_of(tracker))
         if rendered is None:
             return JSONResponse({"error": f"unknown response {name}"}, status_code=404)
-        if sender:
+        if sender and known != language:  # a write on every sentence would queue behind others
             await set_language(session, sender, language)
             await session.commit()
     body = rendered.as_json()

@@ -40,7 +40,11 @@ def make_engine(url: str) -> AsyncEngine:
     sqlite = make_url(url).get_backend_name() == "sqlite"
     # On PostgreSQL the gateway's connections are named, so an operator sees whose they are.
     connect_args = {"timeout": 30} if sqlite else {"application_name": "gateway"}
-    engine = create_async_engine(async_url(url), pool_pre_ping=True, connect_args=connect_args)
+    # A pooled PostgreSQL connection may have been dropped (a restart, a failover): pinged before
+    # use. A SQLite file cannot drop, and the ping was one more thread hop per session.
+    engine = create_async_engine(
+        async_url(url), pool_pre_ping=not sqlite, connect_args=connect_args
+    )
     if sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_foreign_keys)
     return engine

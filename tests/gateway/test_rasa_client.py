@@ -1,0 +1,108 @@
+"""Admission to Rasa (bot/rasa_client.py): never more than RASA_MAX_IN_FLIGHT turns at Rasa, and a
+turn that cannot start in time falls back at once instead of adding to Rasa's queue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from bot.rasa_client import RasaClient, RasaUnavailable
+
+
+class SlowRasa:
+    """A local stand-in of Rasa's REST channel that takes `seconds` per turn and counts overlap."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at_once = 0
+        self.most_at_once = 0
+        self.received: list[str] = []
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.received.append(body["message"])
+        self.at_once += 1
+        self.most_at_once = max(self.most_at_once, self.at_once)
+        await asyncio.sleep(self.seconds)
+        self.at_once -= 1
+        return web.json_response(
+            [{"recipient_id": body["sender"], "text": f"re: {body['message']}"}]
+        )
+
+
+@contextlib.asynccontextmanager
+async def client_of(
+    handler: Callable[[web.Request], Awaitable[web.Response]], timeout_s: float, max_in_flight: int
+) -> AsyncIterator[RasaClient]:
+    """A RasaClient talking to `handler` served on a local port."""
+    app = web.Application()
+    app.router.add_post("/webhooks/rest/webhook", handler)
+    async with TestServer(app, host="127.0.0.1") as server:
+        url = str(server.make_url(""))
+        async with RasaClient(url, timeout_s, max_in_flight=max_in_flight) as client:
+            yield client
+
+
+def test_no_more_than_the_limit_at_rasa_and_everyone_answered() -> None:
+    asyncio.run(_no_more_than_the_limit_at_rasa_and_everyone_answered())
+
+
+async def _no_more_than_the_limit_at_rasa_and_everyone_answered() -> None:
+    rasa = SlowRasa(0.1)
+    async with client_of(rasa.webhook, 4.0, 2) as client:
+        answers = await asyncio.gather(
+            *(client.send(f"u{i}", f"m{i}", "webchat", {}) for i in range(8))
+        )
+    assert [a[0].text for a in answers] == [f"re: m{i}" for i in range(8)]
+    assert rasa.most_at_once == 2
+
+
+def test_a_turn_that_cannot_start_in_half_the_timeout_falls_back_at_once() -> None:
+    asyncio.run(_a_turn_that_cannot_start_in_half_the_timeout_falls_back_at_once())
+
+
+async def _a_turn_that_cannot_start_in_half_the_timeout_falls_back_at_once() -> None:
+    rasa = SlowRasa(1.0)
+    async with client_of(rasa.webhook, 1.2, 1) as client:
+        first = asyncio.create_task(client.send("a", "first", "webchat", {}))
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        with pytest.raises(RasaUnavailable, match="busy"):
+            await client.send("b", "second", "webchat", {})
+        waited = time.monotonic() - started
+        assert (await first)[0].text == "re: first"
+    assert 0.5 <= waited < 0.9  # half of 1.2 s, not the whole timeout nor Rasa's second
+    assert rasa.received == ["first"]  # the refused turn never reached Rasa
+
+
+def test_a_slot_is_given_back_after_a_failure() -> None:
+    asyncio.run(_a_slot_is_given_back_after_a_failure())
+
+
+async def _a_slot_is_given_back_after_a_failure() -> None:
+    async def broken(_: web.Request) -> web.Response:
+        return web.json_response({"error": "boom"}, status=500)
+
+    async with client_of(broken, 1.0, 1) as client:
+        for _ in range(3):  # a lost slot would make the second one "busy"
+            with pytest.raises(RasaUnavailable, match="ClientResponseError"):
+                await client.send("a", "hi", "webchat", {})
+
+
+def test_a_late_answer_is_the_fallback_not_a_wait() -> None:
+    asyncio.run(_a_late_answer_is_the_fallback_not_a_wait())
+
+
+async def _a_late_answer_is_the_fallback_not_a_wait() -> None:
+    rasa = SlowRasa(2.0)
+    async with client_of(rasa.webhook, 0.5, 1) as client:
+        started = time.monotonic()
+        with pytest.raises(RasaUnavailable, match="TimeoutError"):
+            await client.send("a", "hi", "webchat", {})
+    assert time.monotonic() - started < 1.5
