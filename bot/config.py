@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot import proxies
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -23,6 +25,8 @@ class Settings:
     database_url: str
     rasa_url: str
     rasa_timeout_s: float
+    # Turns at Rasa at once (bot/rasa_client.py); the others wait, then fall back.
+    rasa_max_in_flight: int
     nlg_token: str
     user_id_secret: str
     locales_dir: Path
@@ -62,6 +66,8 @@ class Settings:
     # address, per minute; 0 turns a limit off.
     rate_user_per_min: int = 20
     rate_ip_per_min: int = 600
+    # Peers whose X-Forwarded-For names the client (bot/proxies.py): the reverse proxies.
+    trusted_proxies: tuple[proxies.Network, ...] = proxies.parse(proxies.DEFAULT)
 
     @property
     def line_enabled(self) -> bool:
@@ -79,6 +85,7 @@ class Settings:
             database_url=_env("DATABASE_URL", f"sqlite:///{ROOT / 'var' / 'gateway.db'}"),
             rasa_url=_env("RASA_URL", "http://127.0.0.1:5005"),
             rasa_timeout_s=float(_env("RASA_TIMEOUT_S", "4")),
+            rasa_max_in_flight=int(_env("RASA_MAX_IN_FLIGHT", "8")),
             nlg_token=_env("NLG_TOKEN", "dev-nlg-token"),
             user_id_secret=_env("USER_ID_SECRET", "dev-only-user-id-secret"),
             locales_dir=Path(_env("LOCALES_DIR", str(ROOT / "locales"))),
@@ -106,6 +113,7 @@ class Settings:
             retention_days=int(_env("RETENTION_DAYS", "30")),
             rate_user_per_min=int(_env("RATE_USER_PER_MIN", "20")),
             rate_ip_per_min=int(_env("RATE_IP_PER_MIN", "600")),
+            trusted_proxies=proxies.parse(_env("TRUSTED_PROXIES", proxies.DEFAULT)),
             retention_check_every_s=float(_env("RETENTION_CHECK_EVERY_S", "3600")),
             # the rule scripts/stack.py gives Rasa: on PostgreSQL the tracker shares DATABASE_URL
             tracker_store_url=_env(

@@ -15,10 +15,20 @@ Two limits, both per minute and configurable (bot/config.py):
   platform sends every user's events from a few addresses, and their webhooks are already
   authenticated (signature, secret token). The default is generous because a school or a
   mobile network puts many children behind one address, and the page polls every 1.5 s
-  (40 requests a minute per open chat). Requests from the machine itself (127.0.0.1, ::1) are
-  not limited by address: that is the local page, the tests, or a reverse proxy that did not
-  pass the client's address on (uvicorn takes it from X-Forwarded-For when the proxy runs on
-  127.0.0.1), and limiting it would throttle every child at once.
+  (40 requests a minute per open chat).
+
+**Behind a reverse proxy** every request comes from the proxy's address, so the client's address
+is taken from X-Forwarded-For, but only on requests from a peer listed in `TRUSTED_PROXIES`
+(default `127.0.0.1,::1`, a proxy on this machine; addresses or networks, bot/proxies.py), and
+only the right-most address there that is not itself trusted: the one the proxy wrote, never what
+the client wrote before it. From any other peer the header is ignored, so a client cannot dodge
+the limit by making up addresses. The proxy must append the address it saw (nginx:
+`proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;`).
+
+Requests whose address is still the machine itself (127.0.0.1, ::1) or a trusted proxy are not
+limited by address: that is the local page, the tests, a child on the proxy's own host, or a
+proxy that did not pass the client's address on, and limiting it would throttle every child at
+once.
 
 Counting is a sliding window of one minute kept in 5-second slots, so each key costs at most
 12 small counters. Keys idle for a whole window are dropped, and at most `max_keys` are kept
@@ -33,6 +43,8 @@ import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+
+from bot.proxies import Network, is_trusted
 
 WINDOW_S = 60.0
 SLOTS = 12
@@ -123,9 +135,12 @@ def _expire(slots: deque[list[int]], oldest: int) -> None:
         slots.popleft()
 
 
-def client_address(scope_client: tuple[str, int] | None) -> str | None:
-    """The address to limit by, or None for the machine itself (not limited by address)."""
+def client_address(
+    scope_client: tuple[str, int] | None, trusted: tuple[Network, ...] = ()
+) -> str | None:
+    """The address to limit by (uvicorn has already put X-Forwarded-For's client in the scope),
+    or None for the machine itself or a trusted proxy (not limited by address)."""
     if not scope_client:
         return None
     host = scope_client[0]
-    return None if host in LOOPBACK else host
+    return None if host in LOOPBACK or is_trusted(host, trusted) else host
