@@ -1,4 +1,5 @@
-"""Alembic runs migrations against DATABASE_URL (the same default as the gateway)."""
+"""Alembic runs migrations against DATABASE_URL (the same default as the gateway), comparing only
+the gateway's own tables (bot/store/schema.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import create_engine
 
 from bot.config import Settings
 from bot.store.db import ensure_sqlite_dir, sync_url
-from bot.store.models import Base
+from bot.store.schema import alembic_options
 
 if context.config.config_file_name:
     fileConfig(context.config.config_file_name, disable_existing_loggers=False)
@@ -18,7 +19,7 @@ url = context.config.get_main_option("sqlalchemy.url") or Settings.from_env().da
 ensure_sqlite_dir(url)
 engine = create_engine(sync_url(url))
 with engine.connect() as connection:
-    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+    context.configure(connection=connection, render_as_batch=True, **alembic_options())
     with context.begin_transaction():
         context.run_migrations()
 engine.dispose()

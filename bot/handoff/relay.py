@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bot.message import Button, Outgoing
+from bot.store import exclusive
 from bot.store.models import Conversation, Message
 
 log = logging.getLogger(__name__)
@@ -87,33 +88,39 @@ class Relay:
     async def _flush(self, conversation_id: int) -> bool:
         """Pushes this conversation's pending messages in order; stops at the first refusal."""
         lock = self._locks.setdefault(conversation_id, asyncio.Lock())
-        async with lock, self._sessions() as session:
+        async with lock:
+            while True:
+                done = await self._push_oldest(conversation_id)
+                if done is not None:
+                    return done
+
+    async def _push_oldest(self, conversation_id: int) -> bool | None:
+        """Pushes the conversation's oldest pending message: None once it went (more may wait),
+        True when nothing is pending, False when refused or the user is unreachable.
+
+        The push happens under the conversation's lock in the database (bot/store/exclusive.py)
+        and the message is unmarked before the lock goes, so a replica pushing at the same time
+        waits, then finds it no longer pending: no child gets a message twice or out of order."""
+        async with self._sessions() as session:
+            await exclusive.wait_for(session, exclusive.RELAY, conversation_id)
             conversation = await session.get(Conversation, conversation_id)
-            rows = list(
-                await session.scalars(
-                    select(Message)
-                    .where(Message.conversation_id == conversation_id, Message.push_pending)
-                    .order_by(Message.id)
-                )
+            pending = (Message.conversation_id == conversation_id, Message.push_pending)
+            row = await session.scalar(
+                select(Message).where(*pending).order_by(Message.id).limit(1)
             )
-            if conversation is None or not rows:
+            if conversation is None or row is None:
                 return True
-            channel: Pushes = self._channels[conversation.channel]
             if conversation.unreachable:  # blocked: nothing can be pushed, ever
-                await session.execute(
-                    update(Message)
-                    .where(Message.id.in_([r.id for r in rows]))
-                    .values(push_pending=False)
-                )
+                await session.execute(update(Message).where(*pending).values(push_pending=False))
                 await session.commit()
                 return False
-            for row in rows:
-                if not await channel.push(conversation.user_key, [_outgoing(row)]):
-                    log.warning("a push to a %s user failed; retrying later", conversation.channel)
-                    return False
-                row.push_pending = False
-                await session.commit()
-        return True
+            channel: Pushes = self._channels[conversation.channel]
+            if not await channel.push(conversation.user_key, [_outgoing(row)]):
+                log.warning("a push to a %s user failed; retrying later", conversation.channel)
+                return False
+            row.push_pending = False
+            await session.commit()
+        return None
 
 
 def _outgoing(row: Message) -> Outgoing:

@@ -9,10 +9,12 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -60,6 +62,16 @@ class Message(Base):
     notices). `id` is the cursor the web chat fetches later messages by."""
 
     __tablename__ = "messages"
+    # What is still to be pushed, found without reading every message (bot/handoff/relay.py).
+    __table_args__ = (
+        Index(
+            "ix_messages_push_pending",
+            "conversation_id",
+            "id",
+            sqlite_where=text("push_pending"),
+            postgresql_where=text("push_pending"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(
