@@ -18,6 +18,10 @@ class Incoming:
 
     `user_key` is the keyed hash of the platform user id; the raw id never leaves the adapter.
     `kind` is "text" for text and button presses; other kinds (sticker, media) carry no text.
+    `pressed` says the text is a button's payload the user pressed, not words they typed: some
+    payloads act only when pressed (bot/forget.py: nothing is deleted by typing).
+    `language` is the platform's guess (the app's language), for a payload that arrives before
+    the child has written anything to tell the language by.
     """
 
     channel: str
@@ -25,6 +29,8 @@ class Incoming:
     text: str
     kind: str = "text"
     metadata: dict[str, Any] = field(default_factory=dict)
+    pressed: bool = False
+    language: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,20 @@
-"""Decides who answers a message (Rasa, or a person while a handoff is open); records the turn."""
+"""Decides who answers a message (Rasa, or a person while a handoff is open); records the turn.
+
+"Delete my data" (bot/forget.py) is answered here, before Rasa or a counsellor, on every channel.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from bot import forget
 from bot.handoff.relay import stored
 from bot.handoff.service import Handoff
 from bot.language import detect
@@ -15,8 +22,9 @@ from bot.locales import Locales
 from bot.message import Incoming, Outgoing
 from bot.rasa_client import RasaClient, RasaUnavailable
 from bot.ratelimit import RateLimiter
-from bot.store.conversations import get_or_create
+from bot.store.conversations import get_or_create, language_of
 from bot.store.models import Conversation, Message
+from bot.store.retention import Retention
 from bot.untrusted import valid_text
 
 log = logging.getLogger(__name__)
@@ -27,9 +35,13 @@ _INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\s]+")
 
 @dataclass(frozen=True)
 class Reply:
+    """`forgotten`: the user's data was just erased; the messages are not stored (no cursor),
+    and a channel keeping anything of its own (the web chat page) should let it go too."""
+
     messages: list[Outgoing]
     mode: str
     language: str
+    forgotten: bool = False
 
 
 class Router:
@@ -42,6 +54,7 @@ class Router:
         default_language: str,
         max_text_chars: int = 2000,
         user_limit: RateLimiter | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self._sessions = sessions
         self._rasa = rasa
@@ -50,40 +63,87 @@ class Router:
         self._default_language = default_language
         self._max_text_chars = max_text_chars
         self._user_limit = user_limit if user_limit is not None else RateLimiter(0)
+        # Without the app's Retention (tests), erasure reaches the gateway's tables only.
+        retention = retention or Retention(sessions, None, 0)
+        self._forget = forget.Forget(sessions, locales, retention, handoff.events)
 
     async def handle(self, incoming: Incoming) -> Reply:
         text = _INVISIBLE.sub(" ", valid_text(incoming.text)).strip()[: self._max_text_chars]
+        if forget.erases(incoming, text):
+            return await self._erase(incoming)
         async with self._sessions() as session:
             conversation = await get_or_create(session, incoming.user_key, incoming.channel)
-            session.add(
-                Message(conversation=conversation, sender="user", kind=incoming.kind, text=text)
+        # The child's words are written while Rasa thinks (make bench: the write is a few ms of
+        # every turn), and always before anything else may read this turn: a counsellor's
+        # console, a handoff summary, the answer's own rows.
+        words = asyncio.ensure_future(self._store_words(conversation.id, incoming.kind, text))
+        try:
+            # What the user is writing now decides; a button payload ("/affirm") or emoji doesn't.
+            written = None if text.startswith("/") else detect(text)
+            language = (
+                written or conversation.language or incoming.language or self._default_language
             )
-            await session.commit()
-        # What the user is writing now decides; a button payload ("/affirm") or emoji does not.
-        written = None if text.startswith("/") else detect(text)
-        language = written or conversation.language or self._default_language
-
-        messages, sender = await self._answer(conversation, incoming, text, language)
+            if forget.wanted(text):
+                await words
+                handoff_open = conversation.mode != "bot"
+                answer = self._forget.answer(text, language, incoming.channel, handoff_open)
+                messages, sender = [answer], "bot"
+            else:
+                messages, sender = await self._answer(conversation, incoming, text, language, words)
+        finally:
+            await words
 
         async with self._sessions() as session:
             rows = stored(conversation.id, sender, messages)
             session.add_all(rows)
+            await session.flush()
+            mode, known = (
+                await session.execute(
+                    select(Conversation.mode, Conversation.language).where(
+                        Conversation.id == conversation.id
+                    )
+                )
+            ).one()
             await session.commit()
-            conversation = await session.get(Conversation, conversation.id)
-            return Reply(
-                messages=[
-                    replace(m, cursor=row.id, sender=sender)
-                    for m, row in zip(messages, rows, strict=True)
-                ],
-                mode=conversation.mode,
-                language=conversation.language or language,
+        return Reply(
+            messages=[
+                replace(m, cursor=row.id, sender=sender)
+                for m, row in zip(messages, rows, strict=True)
+            ],
+            mode=mode,
+            language=known or language,
+        )
+
+    async def _store_words(self, conversation_id: int, kind: str, text: str) -> None:
+        async with self._sessions() as session:
+            session.add(
+                Message(conversation_id=conversation_id, sender="user", kind=kind, text=text)
             )
+            await session.commit()
+
+    async def _erase(self, incoming: Incoming) -> Reply:
+        """Erases the user's data and says so. Nothing of this turn is stored: the conversation
+        it would belong to is gone, and nothing about the child may stay."""
+        async with self._sessions() as session:
+            known = await language_of(session, incoming.user_key)
+        language = known or incoming.language or self._default_language
+        if await self._forget.erase(incoming.user_key, incoming.channel):
+            await self._handoff.announce()
+        done = self._forget.done(language, incoming.channel)
+        return Reply(messages=[done], mode="bot", language=language, forgotten=True)
 
     async def _answer(
-        self, conversation: Conversation, incoming: Incoming, text: str, language: str
+        self,
+        conversation: Conversation,
+        incoming: Incoming,
+        text: str,
+        language: str,
+        words: Awaitable[None],
     ) -> tuple[list[Outgoing], str]:
-        """Who answers and what: a person's case while one is open, else Rasa, else the fallback."""
+        """Who answers and what: a person's case while one is open, else Rasa, else the fallback.
+        Only Rasa is asked before the child's `words` are stored."""
         if conversation.mode != "bot":
+            await words
             answer = await self._handoff.from_child(conversation.id, text, incoming.kind, language)
             if answer is not None:
                 return answer, "system"
@@ -103,6 +163,7 @@ class Router:
         except RasaUnavailable as exc:
             log.warning("rasa unavailable (%s); answering with the fallback", exc)
             messages = []
+        await words
         resolved: list[Outgoing] = []
         for message in messages:
             handoff = (message.custom or {}).get("handoff")

@@ -1,9 +1,11 @@
-"""Creates the LINE rich menu: talk to a person, where to report, safety tips, ภาษา/Language.
+"""Creates the LINE rich menu: talk to a person, where to report, safety tips, ภาษา/Language,
+and delete my data.
 
 The menu is the child's way in without typing. Its image is drawn here, in Thai and English, from
 the `ui_menu_*` sentences in locales/ (so the words are reviewed like every other sentence), with a
 Thai font from the system (Debian's fonts-thai-tlwg). Each area sends the same postback payload as
-the web chat's buttons; ภาษา/Language switches to the other language (bot/channels/line.py).
+the web chat's buttons; ภาษา/Language switches to the other language (bot/channels/line.py);
+delete my data asks first, like /forget everywhere (bot/forget.py).
 
     make line-richmenu                 # render, create through the API, make it the default
     .venv/gateway/bin/python -m scripts.line_richmenu --image-only  # only var/line_richmenu.png
@@ -35,6 +37,7 @@ from linebot.v3.messaging import (
 )
 from PIL import Image, ImageDraw, ImageFont
 
+from bot import forget
 from bot.channels.line import LANGUAGE_TOGGLE, MAX_DISPLAY_TEXT
 from bot.config import ROOT, Settings
 from bot.locales import Locales
@@ -68,7 +71,10 @@ TILES = (
     Tile("ui_menu_report", "/report_help", "#2e6b4f"),
     Tile("ui_menu_safety", "/online_safety", "#6a4a94"),
     Tile("ui_menu_language", LANGUAGE_TOGGLE, "#9a4a24"),
+    Tile("ui_menu_forget", forget.ASK, "#545b66"),  # quiet grey: there, but not inviting
 )
+# Tiles per row, top to bottom: the two ways to get help large on top, the rest below.
+ROWS = (2, 3)
 CHAT_BAR = "ui_menu_chat_bar"
 
 
@@ -116,7 +122,7 @@ def _sized(font: Path, text: str, size: int, width: int) -> ImageFont.FreeTypeFo
 
 
 def draw(texts: dict[str, dict[str, str]], font: Path) -> bytes:
-    """The menu image as PNG: a 2 × 2 grid, Thai large above English."""
+    """The menu image as PNG: the tiles in their ROWS, Thai large above English."""
     image = Image.new("RGB", (WIDTH, HEIGHT), "#ffffff")
     canvas = ImageDraw.Draw(image)
     gap = 10
@@ -135,9 +141,19 @@ def draw(texts: dict[str, dict[str, str]], font: Path) -> bytes:
 
 
 def _bounds() -> list[tuple[int, int, int, int]]:
-    w, h = WIDTH // 2, HEIGHT // 2
-    right, bottom = WIDTH - w, HEIGHT - h
-    return [(0, 0, w, h), (w, 0, right, h), (0, h, w, bottom), (w, h, right, bottom)]
+    """(x, y, width, height) of each tile, in TILES order; the last row and column take the
+    pixels left over, so the areas cover the image exactly."""
+    out = []
+    row_height = HEIGHT // len(ROWS)
+    for row, count in enumerate(ROWS):
+        y = row * row_height
+        height = HEIGHT - y if row == len(ROWS) - 1 else row_height
+        column_width = WIDTH // count
+        for column in range(count):
+            x = column * column_width
+            width = WIDTH - x if column == count - 1 else column_width
+            out.append((x, y, width, height))
+    return out
 
 
 def menu_request(texts: dict[str, dict[str, str]]) -> RichMenuRequest:

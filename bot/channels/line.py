@@ -9,6 +9,8 @@ order per user, hash the id, route) is bot/channels/platform.py's.
   per month and a warning is logged at 80% of LINE_PUSH_BUDGET.
 - Images, videos, audio and files are never downloaded: the data API is never called.
 - The LINE user id is kept only encrypted (bot/address.py), so a later push can reach the child.
+- Quick replies and rich-menu areas arrive as postbacks, marked as pressed: "delete my data" (the
+  menu's tile, or /forget typed) is the router's (bot/forget.py), and only a pressed "yes" deletes.
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ def _event(raw: Any) -> Event:
         "token": getattr(raw, "reply_token", None),
         "timestamp_ms": raw.timestamp,
     }
-    kind, text = "ignore", ""
+    kind, text, pressed = "ignore", "", False
     if isinstance(raw, MessageEvent):
         content = raw.message
         if isinstance(content, TextMessageContent):
@@ -152,13 +154,15 @@ def _event(raw: Any) -> Event:
             kind = "media"
         elif isinstance(content, LocationMessageContent):
             kind = "text"  # no readable text: the router answers kindly (utter_empty_message)
-    elif isinstance(raw, PostbackEvent):
-        kind, text = "text", raw.postback.data
+    elif isinstance(raw, PostbackEvent):  # a quick reply or a rich-menu area
+        kind, text, pressed = "text", raw.postback.data, True
     elif isinstance(raw, FollowEvent):
         kind = "follow"
     elif isinstance(raw, UnfollowEvent):
         kind = "unfollow"
-    return Event(event_id=event_id, user_id=user_id, kind=kind, text=text, reply=reply)
+    return Event(
+        event_id=event_id, user_id=user_id, kind=kind, text=text, reply=reply, pressed=pressed
+    )
 
 
 _LENIENT_KINDS = {"text": "text", "sticker": "sticker", **{m: "media" for m in _MEDIA_TYPES}}
@@ -177,7 +181,8 @@ def _lenient(raw: dict[str, Any]) -> Event:
         or not isinstance(event_id, str)
     ):
         return Event(event_id=str(event_id or ""), user_id="", kind="ignore")
-    if raw.get("type") == "postback":
+    pressed = raw.get("type") == "postback"
+    if pressed:
         postback = raw.get("postback") if isinstance(raw.get("postback"), dict) else {}
         kind, text = "text", postback.get("data")
     else:
@@ -192,7 +197,9 @@ def _lenient(raw: dict[str, Any]) -> Event:
         "timestamp_ms": timestamp if isinstance(timestamp, int) else int(time.time() * 1000),
     }
     log.warning("a LINE %s event the SDK could not read was answered from its JSON", raw["type"])
-    return Event(event_id=event_id, user_id=user_id, kind=kind, text=text, reply=reply)
+    return Event(
+        event_id=event_id, user_id=user_id, kind=kind, text=text, reply=reply, pressed=pressed
+    )
 
 
 class LineChannel(PlatformChannel):

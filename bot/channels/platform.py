@@ -46,6 +46,7 @@ class Event:
 
     `kind`: text (text and button presses), sticker, media, follow, unfollow, or ignore.
     `reply` carries what the adapter needs to answer (a reply token, a chat id, message ids).
+    `pressed`: the text is the payload of a button (or menu area) the user pressed, not typed.
     """
 
     event_id: str
@@ -53,6 +54,7 @@ class Event:
     kind: str
     text: str = ""
     reply: dict[str, Any] = field(default_factory=dict)
+    pressed: bool = False
 
 
 def _valid(event: Event) -> Event:
@@ -113,15 +115,30 @@ class PlatformChannel(ABC):
             return
         replies = await self.on_special(event, user)
         if replies is None:
-            replies = await self.route(user, event.text, event.kind)
+            replies = await self.route(user, event.text, event.kind, event.pressed)
         if replies:
             await self.send(event, user, replies)
 
     # -- what adapters share once an event is theirs -------------------------------------------
 
-    async def route(self, user: str, text: str, kind: str = "text") -> list[Outgoing]:
-        """The router's answer to one message or payload of this user."""
-        incoming = Incoming(channel=self.name, user_key=user, text=text, kind=kind)
+    async def route(
+        self,
+        user: str,
+        text: str,
+        kind: str = "text",
+        pressed: bool = False,
+        language: str | None = None,
+    ) -> list[Outgoing]:
+        """The router's answer to one message or payload of this user (`pressed`: a button's;
+        `language`: the app's, when the platform tells it)."""
+        incoming = Incoming(
+            channel=self.name,
+            user_key=user,
+            text=text,
+            kind=kind,
+            pressed=pressed,
+            language=language,
+        )
         return (await self.state.router.handle(incoming)).messages
 
     def known_language(self, tag: str | None) -> str:

@@ -8,7 +8,10 @@ redeliveries by update_id, order per chat, hash the id, route) is bot/channels/p
   without TELEGRAM_WEBHOOK_SECRET every request is refused. TELEGRAM_MODE=polling fetches the
   same updates with getUpdates instead, for a machine without a public URL.
 - Commands map to the payloads the web chat's buttons send (/help, /human, /start, /language);
-  /forget and /clear are the gateway's own and act only after a confirmation button.
+  /forget and /clear are the gateway's own and act only after a confirmation button. /forget's
+  question and answers are the router's, as on every channel (bot/forget.py); what is Telegram's
+  is kept here: the pressed button's query is answered, its buttons go, "no" shows as a short
+  notice, and the goodbye after an erasure is sent without keeping its message id.
 - /clear needs the ids of the messages in the chat, so ids (never text) are kept for as long as
   Telegram lets bots delete them (48 hours).
 - Photos, videos, files, voice and stickers are never downloaded: getFile is never called.
@@ -41,6 +44,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
+from bot import forget
 from bot.channels.platform import Event, PlatformChannel, Refused
 from bot.config import Settings
 from bot.message import Button, Outgoing
@@ -71,10 +75,10 @@ COMMANDS = ("start", "help", "language", "human", "forget", "clear")
 # Commands that are a button's payload, routed like a press of that button.
 COMMAND_PAYLOADS = {"help": "/report_help", "human": "/talk_to_human"}
 # The gateway's own actions behind confirmation buttons; honoured from a button only, never from
-# typed text, so nothing is deleted without the child pressing "yes".
-FORGET = "/forget_confirmed"
+# typed text, so nothing is deleted without the child pressing "yes". /forget's are the router's.
+FORGET = forget.CONFIRMED
 CLEAR = "/clear_confirmed"
-KEEP = "/keep"
+KEEP = forget.KEEP
 _ACTIONS = (FORGET, CLEAR, KEEP)
 
 _COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@\w+)?(?:\s|$)")
@@ -224,7 +228,9 @@ def _pressed(event_id: str, update: Update) -> Event:
         "on_message": message.message_id,
     }
     user_id = str(message.chat.id)
-    return Event(event_id=event_id, user_id=user_id, kind="text", text=query.data, reply=reply)
+    return Event(
+        event_id=event_id, user_id=user_id, kind="text", text=query.data, reply=reply, pressed=True
+    )
 
 
 def _message(event_id: str, message: Message, language: str | None, edited: bool) -> Event:
@@ -375,30 +381,32 @@ class TelegramChannel(PlatformChannel):
         if command == "language":
             return [self._say("utter_choose_language", language)]
         if command == "forget":
-            return [self._confirm("utter_forget_confirm", "ui_button_forget", FORGET, language)]
+            return await self.route(user, forget.ASK, language=language)
         if command == "clear":
             return [self._confirm("utter_clear_confirm", "ui_button_clear", CLEAR, language)]
         return None  # any other /word reaches the router as written
 
     async def _on_button(self, event: Event, user: str) -> list[Outgoing] | None:
-        """Answers the callback query (the button stops spinning); a confirmation is acted on
-        here, any other payload is routed as if typed."""
+        """Answers the callback query (the button stops spinning); a confirmation's buttons go
+        once one is pressed. /clear is done here; "yes" and "no" to /forget are answered by the
+        router (bot/forget.py); any other payload is routed like any pressed button."""
         query = event.reply["callback"]
         if event.text not in _ACTIONS:
             await self._answer(query)
             return None
-        language = await self._language(user, event)  # read before /forget deletes it
         if event.text == CLEAR:
+            language = await self._language(user, event)
             await self._answer(query, self._say(await self._clear(event, user), language).text)
             return []
         await self._drop_buttons(event)
-        if event.text == KEEP:
-            await self._answer(query, self._say("utter_nothing_deleted", language).text)
+        language = await self._language(user, event)
+        replies = await self.route(user, event.text, pressed=True, language=language)
+        if event.text == KEEP:  # "no" to /forget or /clear: a short notice over the chat
+            await self._answer(query, "\n".join(r.text for r in replies))
             return []
-        await self._forget(user)
         await self._answer(query)
         # Not recorded: after /forget nothing about the child is kept, not even a message id.
-        await self._send(event.reply["chat"], user, [self._say("utter_forgotten", language)], False)
+        await self._send(event.reply["chat"], user, replies, record=False)
         return []
 
     async def _language(self, user: str, event: Event) -> str:
@@ -422,7 +430,7 @@ class TelegramChannel(PlatformChannel):
         )
         return Outgoing(text=self._say(name, language).text, buttons=buttons)
 
-    # -- /clear and /forget --------------------------------------------------------------------
+    # -- /clear --------------------------------------------------------------------------------
 
     async def _record(self, user: str, sent: list[tuple[int, float]]) -> None:
         """Keeps message ids for /clear. Of the ids too old to delete, only the newest is kept:
@@ -472,11 +480,6 @@ class TelegramChannel(PlatformChannel):
                 log.warning("Telegram deleteMessages failed (%s)", _why(exc))
                 complete = False
         return "utter_cleared" if complete else "utter_cleared_partly"
-
-    async def _forget(self, user: str) -> None:
-        """Deletes the conversation, its messages, the message ids and Rasa's tracker."""
-        await self.state.retention.forget(user)
-        log.info("a Telegram user's data was deleted at their request")
 
     # -- out -----------------------------------------------------------------------------------
 

@@ -1,4 +1,9 @@
-"""The local web chat: a JSON API used by the page at `/` and by the tests."""
+"""The local web chat: a JSON API used by the page at `/` and by the tests.
+
+POST /webchat/messages takes {"user", "text"} and, for a button the page's user pressed,
+"pressed": true (only a pressed "yes" deletes anything, bot/forget.py). Its answer carries
+"forgotten": true once the user's data was erased, so the page lets go of its own copy too.
+"""
 
 from __future__ import annotations
 
@@ -46,7 +51,7 @@ def _rate_limited(request: Request, raw: bytes = b"") -> JSONResponse | None:
     """429 with `utter_rate_limited` (in the language of the text sent, else in each language)
     when this client address is over RATE_IP_PER_MIN; None when it may go on (bot/ratelimit.py)."""
     state = request.app.state
-    address = client_address(request.scope.get("client"))
+    address = client_address(request.scope.get("client"), state.settings.trusted_proxies)
     if address is None or state.ip_limit.hit(address):
         return None
     try:
@@ -75,15 +80,25 @@ async def post_message(request: Request) -> JSONResponse:
     if len(raw) > MAX_BODY_BYTES:
         return _error("body too large", 413)
     try:
-        user, text = _parse(_json(raw))
+        body = _json(raw)
+        user, text = _parse(body)
     except ValueError as exc:
         return _error(str(exc), 400)
     state = request.app.state
     incoming = Incoming(
-        channel=CHANNEL, user_key=user_key(state.settings.user_id_secret, CHANNEL, user), text=text
+        channel=CHANNEL,
+        user_key=user_key(state.settings.user_id_secret, CHANNEL, user),
+        text=text,
+        pressed=body.get("pressed") is True,  # a button on the page, not typed
     )
     reply = await state.router.handle(incoming)
-    return JSONResponse({"messages": [m.as_json() for m in reply.messages], "mode": reply.mode})
+    answer: dict[str, Any] = {
+        "messages": [m.as_json() for m in reply.messages],
+        "mode": reply.mode,
+    }
+    if reply.forgotten:
+        answer["forgotten"] = True
+    return JSONResponse(answer)
 
 
 async def later_messages(request: Request) -> JSONResponse:
@@ -141,7 +156,8 @@ async def ui_strings(request: Request) -> JSONResponse:
     def both(name: str) -> str:
         return " · ".join(locales.render(name, lang, {}).text for lang in ("th", "en"))
 
-    return JSONResponse({key: both(f"ui_{key}") for key in ("title", "placeholder", "offline")})
+    keys = ("title", "placeholder", "offline", "forget")
+    return JSONResponse({key: both(f"ui_{key}") for key in keys})
 
 
 async def page(_: Request) -> FileResponse:

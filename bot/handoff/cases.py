@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store.handoff_models import AuditEntry, Case, Transition
@@ -93,16 +93,23 @@ async def move(
     actor: str,
     note: str | None = None,
     counsellor_id: int | None = None,
-    expect_counsellor: int | None = None,
+    still: tuple[ColumnElement[bool], ...] = (),
 ) -> None:
-    """One step of the machine, applied only if the case is still where the caller saw it."""
+    """One step of the machine, applied only if the case is still where the caller saw it
+    (its state, and whatever else the caller's decision rested on: `still`)."""
     before = case.state
     if (before, to) not in ALLOWED:
         raise TransitionRefused(f"{before} → {to}")
     now = utcnow()
     values: dict[str, Any] = {"state": to}
     if to == "queued":
-        values.update(counsellor_id=None, queued_at=case.queued_at or now, reminded_at=None)
+        # No place told yet: whoever queues it tells the child, not a concurrent queue update.
+        values.update(
+            counsellor_id=None,
+            queued_at=case.queued_at or now,
+            reminded_at=None,
+            last_position=None,
+        )
     if to == "assigned":
         # The child is waiting for the (new) counsellor's first words from now on.
         values.update(
@@ -110,10 +117,12 @@ async def move(
         )
     if to == "closed":
         values.update(closed_at=now)
-    condition = [Case.id == case.id, Case.state == before]
-    if expect_counsellor is not None:
-        condition.append(Case.counsellor_id == expect_counsellor)
-    done = await session.execute(update(Case).where(*condition).values(**values))
+    done = await session.execute(
+        update(Case)
+        .where(Case.id == case.id, Case.state == before, *still)
+        .values(**values)
+        .execution_options(synchronize_session=False)  # `case` is updated below
+    )
     if done.rowcount != 1:
         raise TransitionRefused(f"case {case.id} changed meanwhile")
     for key, value in values.items():

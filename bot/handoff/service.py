@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
@@ -70,7 +70,7 @@ class Handoff:
             return [self._summary_message("utter_handoff_summary", case, language)]
         self.events.changed(case.id)
         notice = await self._queue_notice(case.id, language)
-        await self._announce(exclude=case.id)
+        await self.announce(exclude=case.id)
         return [self._summary_message("utter_handoff_urgent", case, language), notice]
 
     async def from_child(
@@ -92,7 +92,7 @@ class Handoff:
                 await cases.move(session, case, "closed", "child", "cancelled by the child")
                 await session.commit()
                 self.events.changed(case.id)
-                await self._announce()
+                await self.announce()
                 return [self._say("utter_handoff_cancelled", language, case)]
             if case.state == "offered":
                 return await self._offered(session, case, text, kind, language)
@@ -116,7 +116,7 @@ class Handoff:
             await session.commit()
             self.events.changed(case.id)
             notice = await self._queue_notice(case.id, language)
-            await self._announce(exclude=case.id)
+            await self.announce(exclude=case.id)
             return [notice]
         if kind == "text" and text and not text.startswith("/"):
             note = "\n".join(filter(None, [case.child_note, text]))
@@ -138,7 +138,7 @@ class Handoff:
             await session.commit()
         await self._tell(case, "utter_handoff_assigned", name=counsellor.display_name)
         self.events.changed(case_id)
-        await self._announce()
+        await self.announce()
         return True
 
     async def reply(self, case_id: int, counsellor: Counsellor, text: str) -> None:
@@ -203,7 +203,7 @@ class Handoff:
         else:
             await self._requeued(case)
         self.events.changed(case_id)
-        await self._announce()
+        await self.announce()
 
     async def close(self, case_id: int, counsellor: Counsellor, wrapup: str) -> None:
         if wrapup not in self.wrapups():
@@ -216,7 +216,7 @@ class Handoff:
             await session.commit()
         await self._tell(case, "utter_handoff_ended")
         self.events.changed(case_id)
-        await self._announce()
+        await self.announce()
 
     def wrapups(self) -> list[str]:
         """Wrap-up categories, in the order locales/ lists them (`wrapup_<id>`)."""
@@ -235,7 +235,8 @@ class Handoff:
 
     async def check_waiting(self, now: datetime | None = None) -> None:
         """Reminds a counsellor whose child has waited too long, then returns the chat to the
-        queue (marked, so the supervisor sees it)."""
+        queue (marked, so the supervisor sees it). Every gateway replica runs this: each step is
+        a conditional UPDATE, so exactly one of them reminds, returns or tells a child."""
         now = now or utcnow()
         async with self._sessions() as session:
             assigned = list(
@@ -248,20 +249,36 @@ class Handoff:
         for case in assigned:
             waited = (now - as_utc(case.child_waiting_since)).total_seconds()
             if waited >= self._settings.handoff_return_after_s:
-                await self._return_unanswered(case)
+                await self._return_unanswered(case, now)
             elif waited >= self._settings.handoff_remind_after_s and case.reminded_at is None:
-                async with self._sessions() as session:
-                    fresh = await session.get(Case, case.id)
-                    fresh.reminded_at = now
-                    cases.audit(
-                        session, None, "reminder", case.id, f"counsellor {case.counsellor_id}"
-                    )
-                    await session.commit()
-                self.events.publish(
-                    {"type": "reminder", "case": case.id, "counsellor": case.counsellor_id}
-                )
+                await self._remind(case, now)
 
-    async def _return_unanswered(self, case: Case) -> None:
+    async def _remind(self, case: Case, now: datetime) -> None:
+        """Reminds the case's counsellor, unless someone else did or the child was answered."""
+        due = now - timedelta(seconds=self._settings.handoff_remind_after_s)
+        async with self._sessions() as session:
+            marked = await session.execute(
+                update(Case)
+                .where(
+                    Case.id == case.id,
+                    Case.state == "assigned",
+                    Case.counsellor_id == case.counsellor_id,
+                    Case.reminded_at.is_(None),
+                    Case.child_waiting_since <= due,
+                )
+                .values(reminded_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if marked.rowcount != 1:
+                return
+            cases.audit(session, None, "reminder", case.id, f"counsellor {case.counsellor_id}")
+            await session.commit()
+        self.events.publish({"type": "reminder", "case": case.id, "counsellor": case.counsellor_id})
+
+    async def _return_unanswered(self, case: Case, now: datetime) -> None:
+        """Back to the queue, unless the counsellor answered (or another replica returned it)
+        since `case` was read."""
+        due = now - timedelta(seconds=self._settings.handoff_return_after_s)
         async with self._sessions() as session:
             fresh = await session.get(Case, case.id)
             try:
@@ -271,7 +288,10 @@ class Handoff:
                     "queued",
                     "system",
                     "no answer in time",
-                    expect_counsellor=case.counsellor_id,
+                    still=(
+                        Case.counsellor_id == case.counsellor_id,
+                        Case.child_waiting_since <= due,
+                    ),
                 )
             except cases.TransitionRefused:
                 return
@@ -280,7 +300,7 @@ class Handoff:
             await session.commit()
         await self._requeued(fresh)
         self.events.changed(case.id)
-        await self._announce()
+        await self.announce()
 
     # -- what the child is told ----------------------------------------------------------------
 
@@ -312,8 +332,9 @@ class Handoff:
             "utter_handoff_queued", language, case, position=place.position, minutes=place.minutes
         )
 
-    async def _announce(self, exclude: int | None = None) -> None:
-        """Tells every waiting child whose place changed their new place."""
+    async def announce(self, exclude: int | None = None) -> None:
+        """Tells every waiting child whose place changed their new place. Replicas may announce
+        at once: the one whose conditional UPDATE moves `last_position` tells the child."""
         async with self._sessions() as session:
             line = await queue.ordered(session)
             online = await queue.online_counsellors(session)
@@ -322,11 +343,18 @@ class Handoff:
             )
             changed = []
             for position, case in enumerate(line, start=1):
-                if case.last_position != position:
-                    if case.id != exclude and case.last_position is not None:
-                        changed.append((case, position))
-                    case.last_position = position
-            await session.commit()
+                before = case.last_position
+                if before == position:
+                    continue
+                moved = await session.execute(
+                    update(Case)
+                    .where(Case.id == case.id, Case.last_position == before)
+                    .values(last_position=position)
+                    .execution_options(synchronize_session=False)
+                )
+                await session.commit()  # one row locked at a time: replicas cannot deadlock
+                if moved.rowcount == 1 and case.id != exclude and before is not None:
+                    changed.append((case, position))
         for case, position in changed:
             minutes = queue.estimate_minutes(position, per_case, online)
             await self._tell(case, "utter_handoff_queue_update", position=position, minutes=minutes)

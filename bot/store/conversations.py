@@ -10,7 +10,8 @@ from bot.store.models import Conversation, Message
 
 
 async def get_or_create(session: AsyncSession, user_key: str, channel: str) -> Conversation:
-    """The conversation for this user, created on first contact; the unique key settles races."""
+    """The conversation for this user, created and committed on first contact (so a reader need
+    not commit, one step less on every turn); the unique key settles races."""
     query = select(Conversation).where(Conversation.user_key == user_key)
     found = await session.scalar(query)
     if found is not None:
@@ -19,6 +20,7 @@ async def get_or_create(session: AsyncSession, user_key: str, channel: str) -> C
         async with session.begin_nested():
             found = Conversation(user_key=user_key, channel=channel, mode="bot")
             session.add(found)
+        await session.commit()
     except IntegrityError:
         found = await session.scalar(query)
     return found

@@ -15,6 +15,7 @@ from sqlalchemy import delete, exists, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from bot.store import exclusive
 from bot.store.conversations import forget
 from bot.store.handoff_models import Case, CaseNote, Transition
 from bot.store.models import Conversation, DeliveredEvent, Message, TelegramMessageId, utcnow
@@ -42,6 +43,10 @@ class Retention:
             ~exists().where(Message.conversation_id == Conversation.id),
         )
         async with self.sessions() as session:
+            # One replica at a time, Rasa's events included (bot/store/exclusive.py): the next
+            # finds nothing left to purge.
+            await exclusive.wait_for(session, exclusive.RETENTION)
+            rasa_events = await self._tracker(_TRACKER_PURGE, before=before.timestamp())
             for name, statement in (
                 ("messages", delete(Message).where(Message.created_at < before)),
                 ("notes", delete(CaseNote).where(CaseNote.created_at < before)),
@@ -80,7 +85,7 @@ class Retention:
             ):
                 counts[name] = (await session.execute(statement)).rowcount or 0
             await session.commit()
-        counts["rasa_events"] = await self._tracker(_TRACKER_PURGE, before=before.timestamp())
+        counts["rasa_events"] = rasa_events
         log.info("retention purge: %s", counts)
         return counts
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.pool import NullPool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 from bot.config import Settings  # noqa: E402
 from bot.locales import Locales  # noqa: E402
 from bot.store.db import sync_url  # noqa: E402
-from scripts.stack import Stack, free_port  # noqa: E402
+from bot.store.models import Message  # noqa: E402
+from scripts.stack import Stack  # noqa: E402
 from tests.gateway.standin import StandIn  # noqa: E402
 
 LINE_SECRET = "test-line-channel-secret"
@@ -39,6 +40,17 @@ TELEGRAM_SECRET = "test-telegram-webhook-secret"
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/{name}"  # `test` exists; others are made here
 REDIS_SERVER = "redis://127.0.0.1:6379"
+
+
+async def told(sessions, conversation_id: int) -> list[str]:  # noqa: ANN001 (a sessionmaker)
+    """What the system (not the bot, not a person) said to a child, in order."""
+    async with sessions() as session:
+        rows = await session.scalars(
+            select(Message.text)
+            .where(Message.conversation_id == conversation_id, Message.sender == "system")
+            .order_by(Message.id)
+        )
+        return list(rows)
 
 
 def migrate(database_url: str) -> None:
@@ -170,22 +182,16 @@ def stack(request, tmp_path_factory, line_api, telegram_api) -> Iterator[TestedS
                 "TRACKER_STORE_URL": "",
             }
         migrate(database_url)
-        stack = TestedStack(
-            var=var,
-            rasa_port=free_port(),
-            action_port=free_port(),
-            gateway_port=free_port(),
-            extra_env={
+        stack = TestedStack.on_free_ports(
+            var,
+            {
                 **production,
                 "DATABASE_URL": database_url,
                 "USER_ID_SECRET": "test-secret",
                 # A loaded CI machine must not turn slow answers into fallbacks; the fallback
                 # itself is tested by stopping Rasa.
                 "RASA_TIMEOUT_S": "20",
-                "LINE_CHANNEL_SECRET": LINE_SECRET,
-                "LINE_CHANNEL_ACCESS_TOKEN": LINE_TOKEN,
-                "LINE_API_BASE_URL": line_api.url,
-                "LINE_DATA_API_BASE_URL": line_api.url + "/data",
+                **line_api.line_env(LINE_SECRET, LINE_TOKEN),
                 "TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN,
                 "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET,
                 "TELEGRAM_MODE": "webhook",

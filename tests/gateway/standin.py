@@ -67,6 +67,15 @@ class StandIn:
     def stop(self) -> None:
         self._server.shutdown()
 
+    def line_env(self, secret: str, token: str) -> dict[str, str]:
+        """The gateway's LINE settings that send both of LINE's APIs here."""
+        return {
+            "LINE_CHANNEL_SECRET": secret,
+            "LINE_CHANNEL_ACCESS_TOKEN": token,
+            "LINE_API_BASE_URL": self.url,
+            "LINE_DATA_API_BASE_URL": self.url + "/data",
+        }
+
     def clear(self) -> None:
         with self._lock:
             self.calls.clear()

@@ -20,8 +20,8 @@ from bot.handoff.service import Handoff
 from bot.store.conversations import get_or_create
 from bot.store.db import make_engine, make_sessionmaker
 from bot.store.handoff_models import AuditEntry, Case, Counsellor
-from bot.store.models import Message, utcnow
-from tests.gateway.conftest import migrate
+from bot.store.models import utcnow
+from tests.gateway.conftest import migrate, told
 
 SUMMARY = {"language": "th", "role": "child", "topics": ["self_harm"], "urgent": True}
 
@@ -123,16 +123,7 @@ def test_an_unanswered_child_gets_a_reminder_to_the_counsellor_then_goes_back_to
     returned = run(case())
     assert (returned.state, returned.returned, returned.counsellor_id) == ("queued", True, None)
 
-    async def told() -> list[str]:
-        async with sessions() as session:
-            rows = await session.scalars(
-                select(Message.text)
-                .where(Message.conversation_id == conversation_id, Message.sender == "system")
-                .order_by(Message.id)
-            )
-            return list(rows)
-
-    last = run(told())[-1]
+    last = run(told(sessions, conversation_id))[-1]
     assert last == locales.text("utter_handoff_requeued", "th", {"position": 1})
 
     async def audited() -> list[str]:
@@ -140,3 +131,22 @@ def test_an_unanswered_child_gets_a_reminder_to_the_counsellor_then_goes_back_to
             return list(await session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
 
     assert run(audited())[-3:] == ["claim", "reminder", "returned"]
+
+
+def test_a_return_decided_before_the_counsellor_answered_is_not_applied(world):
+    run, build, sessions = world
+    handoff = build(handoff_remind_after_s=60, handoff_return_after_s=300)
+    counsellor = run(online_counsellor(sessions))
+    conversation_id = run(conversation(sessions))
+    run(handoff.request(conversation_id, SUMMARY, "th"))
+
+    async def case() -> Case:
+        async with sessions() as session:
+            return await session.scalar(select(Case).where(Case.conversation_id == conversation_id))
+
+    assert run(handoff.claim(run(case()).id, counsellor))
+    seen_waiting = run(case())  # what the timer read, a moment before the reply landed
+    run(handoff.reply(seen_waiting.id, counsellor, "สวัสดีค่ะ อยู่ตรงนี้นะคะ"))
+    run(handoff._return_unanswered(seen_waiting, utcnow() + timedelta(seconds=301)))
+    kept = run(case())
+    assert (kept.state, kept.returned, kept.counsellor_id) == ("assigned", False, counsellor.id)

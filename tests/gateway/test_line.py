@@ -24,6 +24,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from bot import forget
 from bot.app import create_app
 from bot.channels.line import LANGUAGE_TOGGLE, line_messages
 from bot.config import Settings
@@ -165,20 +166,25 @@ def bubbles(locales: Locales, language: str, *names: str) -> list[dict]:
     messages = [{"type": "text", "text": r.text} for r in rendered]
     buttons = list({b.payload: b for r in rendered for b in r.buttons}.values())[:13]
     if buttons:
-        items = [
-            {
-                "type": "action",
-                "action": {
-                    "type": "postback",
-                    "label": truncate(b.title, 20),
-                    "data": b.payload,
-                    "displayText": b.title,
-                },
-            }
-            for b in buttons
-        ]
-        messages[-1]["quickReply"] = {"items": items}
+        messages[-1]["quickReply"] = quick_reply(buttons)
     return messages
+
+
+def quick_reply(buttons: list[Button]) -> dict:
+    """Buttons as LINE quick replies: postbacks that show the title as the child's message."""
+    items = [
+        {
+            "type": "action",
+            "action": {
+                "type": "postback",
+                "label": truncate(b.title, 20),
+                "data": b.payload,
+                "displayText": b.title,
+            },
+        }
+        for b in buttons
+    ]
+    return {"items": items}
 
 
 def reply_body(token: str, messages: list[dict]) -> dict:
@@ -249,6 +255,71 @@ def test_follow_without_a_profile_language_is_welcomed_in_thai(line, locales, li
     line.send(event("follow", user, replyToken=follow, follow={"isUnblocked": False}))
     [welcome] = line.replies_to(follow)
     assert welcome.json == reply_body(follow, bubbles(locales, "th", "utter_greet"))
+
+
+# -- delete my data -------------------------------------------------------------------------------
+
+
+def rasa_user_events(stack, key: str) -> list[dict]:
+    """What the user said, as Rasa's tracker store still has it."""
+    tracker = httpx.get(
+        f"{stack.rasa_url}/conversations/{key}/tracker", params={"token": stack.rasa_token}
+    ).json()
+    return [e for e in tracker["events"] if e["event"] == "user"]
+
+
+def kept_rows(stack, key: str, conversation_id: int) -> tuple[int, int]:
+    """(conversations of this user, messages of their old conversation) in the gateway's DB."""
+    [(conversations,)] = stack.query(
+        "select count(*) from conversations where user_key = :key", {"key": key}
+    )
+    [(messages,)] = stack.query(
+        "select count(*) from messages where conversation_id = :id", {"id": conversation_id}
+    )
+    return conversations, messages
+
+
+def test_delete_my_data_from_the_rich_menu_erases_everything_after_a_pressed_yes(
+    line, locales, stack
+):
+    user = new_user()
+    key = user_key("test-secret", "line", user)  # USER_ID_SECRET of the `stack` fixture
+    hello = new_token()
+    line.send(text(user, "hello", hello))
+    line.replies_to(hello)
+    [(conversation_id,)] = stack.query(
+        "select id from conversations where user_key = :key", {"key": key}
+    )
+    assert rasa_user_events(stack, key)
+
+    # The menu's tile asks first, with the two buttons as quick replies.
+    yes = Button(locales.text("ui_button_forget", "en"), forget.CONFIRMED)
+    keep = Button(locales.text("ui_button_keep", "en"), forget.KEEP)
+    asked = {
+        "type": "text",
+        "text": locales.render("utter_forget_confirm", "en", {"channel": "line"}).text,
+        "quickReply": quick_reply([yes, keep]),
+    }
+    tile, no, typed = new_token(), new_token(), new_token()
+    line.send(postback(user, forget.ASK, tile))
+    [question] = line.replies_to(tile)
+    assert question.json == reply_body(tile, [asked])
+
+    # "No", and a "yes" typed instead of pressed, delete nothing.
+    line.send(postback(user, forget.KEEP, no), text(user, forget.CONFIRMED, typed))
+    kept, asked_again = line.replies_to(no, typed)
+    assert kept.json == reply_body(no, bubbles(locales, "en", "utter_nothing_deleted"))
+    assert asked_again.json == reply_body(typed, [asked])
+    assert kept_rows(stack, key, conversation_id)[0] == 1
+
+    # The pressed "yes": everything goes, and the child is told so (nothing of it is stored).
+    done = new_token()
+    line.send(postback(user, forget.CONFIRMED, done))
+    [goodbye] = line.replies_to(done)
+    assert goodbye.json == reply_body(done, bubbles(locales, "en", "utter_forgotten"))
+    assert kept_rows(stack, key, conversation_id) == (0, 0)
+    assert rasa_user_events(stack, key) == []
+    assert not [c for c in line.calls() if c.path == PUSH]
 
 
 # -- reply token, push, duplicates ---------------------------------------------------------------
@@ -557,6 +628,7 @@ MENU_LABELS = {
         "ui_menu_report": "แจ้งเหตุที่ไหนได้บ้าง",
         "ui_menu_safety": "เคล็ดลับความปลอดภัย",
         "ui_menu_language": "ภาษา",
+        "ui_menu_forget": "ลบข้อมูลของฉัน",
         "ui_menu_chat_bar": "เมนู · Menu",
     },
     "en": {
@@ -564,6 +636,7 @@ MENU_LABELS = {
         "ui_menu_report": "Where to report",
         "ui_menu_safety": "Safety tips",
         "ui_menu_language": "Language",
+        "ui_menu_forget": "Delete my data",
         "ui_menu_chat_bar": "Menu · เมนู",
     },
 }
@@ -634,6 +707,7 @@ def test_the_rich_menu_is_created_through_the_api(menu_locales, line_api, settin
         "/report_help",
         "/online_safety",
         LANGUAGE_TOGGLE,
+        forget.ASK,
     ]
     assert created["areas"][0]["action"]["displayText"] == "คุยกับเจ้าหน้าที่ · Talk to a person"
     assert calls[2].headers["Content-Type"] == "image/png" and calls[2].body == png

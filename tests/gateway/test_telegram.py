@@ -527,6 +527,23 @@ def test_forget_deletes_what_is_stored_only_after_yes(telegram, stack):
     assert [e for e in tracker["events"] if e["event"] == "user"] == []
 
 
+def test_forget_as_the_first_message_is_asked_in_the_app_s_language(telegram, stack):
+    chat = new_chat()  # the default language is Thai: an English app must change it
+    telegram.send(command(chat, "forget", "en"))
+    [(method, form)] = telegram.wait(chat, 1)
+    assert method == "sendMessage"
+    assert form["text"] == telegram.say("utter_forget_confirm", "en").text
+    no = press(chat, KEEP, telegram.api.sent[chat][0], "en")
+    telegram.send(no)
+    assert telegram.wait(chat, 3)[2] == (
+        "answerCallbackQuery",
+        {
+            "callback_query_id": no["callback_query"]["id"],
+            "text": telegram.say("utter_nothing_deleted", "en").text,
+        },
+    )
+
+
 # -- duplicates, refusals, what is never done -----------------------------------------------------
 
 
