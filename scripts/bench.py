@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from scripts.stack import ENGINE_BIN, GATEWAY_PYTHON, Stack, free_port  # noqa: E402
+from scripts.stack import ENGINE_BIN, GATEWAY_PYTHON, Stack  # noqa: E402
 from tests.gateway.standin import Call, StandIn  # noqa: E402
 
 OUT = ROOT / "var" / "bench"
@@ -443,7 +443,11 @@ async def converse(
 ) -> None:
     """One child after another on one seat: whole conversations with a pause before each turn,
     until the deadline (a turn under way is finished)."""
-    await asyncio.sleep(rng.uniform(0, think[1]))  # seats start spread out, not all at once
+
+    async def pause(seconds: float) -> None:  # cut short by the deadline
+        await asyncio.sleep(max(0.0, min(seconds, deadline - time.monotonic())))
+
+    await pause(rng.uniform(0, think[1]))  # seats start spread out, not all at once
     number = 0
     while time.monotonic() < deadline:
         user = f"{name}-{number}-{uuid.uuid4().hex[:8]}"
@@ -452,7 +456,7 @@ async def converse(
             if time.monotonic() >= deadline:
                 return
             await turn(user, text)
-            await asyncio.sleep(rng.uniform(*think))
+            await pause(rng.uniform(*think))
 
 
 @dataclass
@@ -902,7 +906,7 @@ def main() -> None:
     parser.add_argument("--eval", type=Path, default=ROOT.parent / "shared" / "eval" / "dev.yml")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    cfg = Config.from_env(args.eval, args.out)
+    cfg = Config.from_env(args.eval.resolve(), args.out.resolve())
     cfg.out.mkdir(parents=True, exist_ok=True)
     started, load_before = time.monotonic(), loadavg()
 
@@ -914,18 +918,12 @@ def main() -> None:
     database = database_url.split(":", 1)[0].split("+", 1)[0]
     migrate(database_url)
     standin = StandIn()
-    stack = Stack(
-        var=var,
-        rasa_port=free_port(),
-        action_port=free_port(),
-        gateway_port=free_port(),
-        extra_env={
+    stack = Stack.on_free_ports(
+        var,
+        {
             "DATABASE_URL": database_url,
             "USER_ID_SECRET": "bench-user-id-secret",
-            "LINE_CHANNEL_SECRET": LINE_SECRET,
-            "LINE_CHANNEL_ACCESS_TOKEN": LINE_TOKEN,
-            "LINE_API_BASE_URL": standin.url,
-            "LINE_DATA_API_BASE_URL": standin.url + "/data",
+            **standin.line_env(LINE_SECRET, LINE_TOKEN),
         },
     )
     print(f"starting the stack one process at a time ({database}; var: {var})...", flush=True)

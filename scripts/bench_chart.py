@@ -30,6 +30,15 @@ def _boxes(ax: Any, groups: list[list[float]], positions: list[float], color: st
     )
 
 
+def _per_level(ax: Any, x: list[int], levels: list[str], limit: float, measured: str) -> None:
+    """A box panel's axes: one box per concurrency level, log ms, the target as a dotted line."""
+    ax.set_xticks(x, levels)
+    ax.set_yscale("log")
+    ax.axhline(limit, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("concurrent conversations")
+    ax.set_ylabel(f"{measured} (box: p25–p75, whiskers: p1–p99)")
+
+
 def _cdf(ax: Any, values: list[float], label: str, color: str) -> None:
     if not values:
         return
@@ -51,11 +60,7 @@ def draw(report: dict[str, Any], samples: dict[str, Any], path: Path) -> None:
     ax = axes[0][0]
     _boxes(ax, [samples["gateway"].get(c, []) for c in levels], [i - 0.2 for i in x], GATEWAY)
     _boxes(ax, [samples["direct"].get(c, []) for c in levels], [i + 0.2 for i in x], DIRECT)
-    ax.set_xticks(x, levels)
-    ax.set_yscale("log")
-    ax.axhline(300, color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel("concurrent conversations")
-    ax.set_ylabel("ms per turn (box: p25–p75, whiskers: p1–p99)")
+    _per_level(ax, x, levels, 300, "ms per turn")
     ax.set_title("latency per turn: web chat via gateway (blue) vs Rasa REST direct (orange)")
 
     ax = axes[0][1]
@@ -72,11 +77,15 @@ def draw(report: dict[str, Any], samples: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("turns/s (dotted: answers that were not the fallback)")
     ax.set_title("throughput (lines) and p95 (dashed) against concurrency")
     right = ax.twinx()
-    right.plot(conc, [report["turn_ms"][c]["p95"] for c in levels], "o--", color=GATEWAY)
-    right.plot(conc, [report["rasa_direct_ms"][c]["p95"] for c in levels], "s--", color=DIRECT)
+    gateway_p95 = [report["turn_ms"][c]["p95"] for c in levels]
+    right.plot(conc, gateway_p95, "o--", color=GATEWAY, label="gateway p95 (right)")
+    direct_p95 = [report["rasa_direct_ms"][c]["p95"] for c in levels]
+    right.plot(conc, direct_p95, "s--", color=DIRECT, label="Rasa direct p95 (right)")
     right.set_yscale("log")
     right.set_ylabel("p95 ms per turn")
-    ax.legend(loc="upper left")
+    handles = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(handles[0] + more[0], handles[1] + more[1], loc="upper left", fontsize=8)
 
     ax = axes[1][0]
     overhead = report["overhead"]
@@ -103,11 +112,7 @@ def draw(report: dict[str, Any], samples: dict[str, Any], path: Path) -> None:
 
     ax = axes[1][1]
     _boxes(ax, [samples["line_ack"].get(c, []) for c in levels], x, LINE)
-    ax.set_xticks(x, levels)
-    ax.set_yscale("log")
-    ax.axhline(100, color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel("concurrent conversations")
-    ax.set_ylabel("ms until 200 (box: p25–p75, whiskers: p1–p99)")
+    _per_level(ax, x, levels, 100, "ms until 200")
     ax.set_title("LINE webhook acknowledgement under the same load")
 
     fig.tight_layout()
