@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import secrets
 import signal
 import socket
@@ -125,10 +126,39 @@ def write_endpoints(path: Path, env: dict[str, str]) -> None:
     path.chmod(0o600)
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    """The lowest port the kernel gives to outgoing connections and to bind(0)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing else will take between our choosing it and our server binding it.
+
+    A port from bind(0) is one the kernel may hand to the next outgoing connection of a stack
+    already running, and the server started on it then dies with "address in use". Ports below
+    the ephemeral range are never handed out by the kernel, and this process never hands one out
+    twice.
+    """
+    high = _ephemeral_low()
+    low = max(1024, high - 12000)
+    for _ in range(200):
+        port = random.randrange(low, high)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError(f"no free port between {low} and {high}")
 
 
 @dataclass
@@ -161,6 +191,13 @@ class Process:
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the log, so a failure names its cause where it is reported (CI)."""
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
     def stop(self) -> None:
         if not self.alive():
             return
@@ -184,6 +221,17 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
 
+    @classmethod
+    def on_free_ports(cls, var: Path, extra_env: dict[str, str]) -> Stack:
+        """A stack beside others (tests, benchmarks, replicas): each process on a free port."""
+        return cls(
+            var=var,
+            rasa_port=free_port(),
+            action_port=free_port(),
+            gateway_port=free_port(),
+            extra_env=extra_env,
+        )
+
     def __post_init__(self) -> None:
         token_file = self.var / "rasa_token"
         self.var.mkdir(parents=True, exist_ok=True)
@@ -197,7 +245,9 @@ class Stack:
             "rasa": Process(
                 "rasa",
                 [
-                    str(ENGINE_BIN / "rasa"),
+                    str(ENGINE_BIN / "python"),
+                    "-m",
+                    "scripts.rasa_server",  # Rasa with cheap schema checks: see that module
                     "run",
                     "--enable-api",
                     "--auth-token",
@@ -293,9 +343,16 @@ class Stack:
                 if process.healthy():
                     pending.remove(name)
                 elif not process.alive():
-                    raise RuntimeError(f"{name} exited; see {process.log}")
+                    raise RuntimeError(
+                        f"{name} exited; see {process.log}, which ends:\n{process.log_tail()}"
+                    )
             if pending and time.monotonic() > deadline:
-                raise RuntimeError(f"not healthy after {timeout:.0f}s: {', '.join(pending)}")
+                tails = "\n".join(
+                    f"{name}'s log ends:\n{self.processes[name].log_tail()}" for name in pending
+                )
+                raise RuntimeError(
+                    f"not healthy after {timeout:.0f}s: {', '.join(pending)}\n{tails}"
+                )
             time.sleep(0.5)
 
     def stop(self, names: tuple[str, ...] = ("gateway", "rasa", "actions")) -> None:
