@@ -62,6 +62,21 @@ async def online_counsellor(sessions) -> Counsellor:
         return counsellor
 
 
+async def case_of(sessions, conversation_id: int) -> Case:
+    async with sessions() as session:
+        return await session.scalar(select(Case).where(Case.conversation_id == conversation_id))
+
+
+def claimed(run, build, sessions) -> tuple[Handoff, Counsellor, int]:
+    """A child's case, claimed by an online counsellor; reminder at 60 s, return at 300 s."""
+    handoff = build(handoff_remind_after_s=60, handoff_return_after_s=300)
+    counsellor = run(online_counsellor(sessions))
+    conversation_id = run(conversation(sessions))
+    run(handoff.request(conversation_id, SUMMARY, "th"))
+    assert run(handoff.claim(run(case_of(sessions, conversation_id)).id, counsellor))
+    return handoff, counsellor, conversation_id
+
+
 def closed_now() -> str:
     """Opening hours that exclude the present moment in Bangkok."""
     now = datetime.now(BANGKOK)
@@ -96,16 +111,11 @@ def test_an_unanswered_child_gets_a_reminder_to_the_counsellor_then_goes_back_to
     world, locales
 ):
     run, build, sessions = world
-    handoff = build(handoff_remind_after_s=60, handoff_return_after_s=300)
-    counsellor = run(online_counsellor(sessions))
-    conversation_id = run(conversation(sessions))
-    run(handoff.request(conversation_id, SUMMARY, "th"))
+    handoff, counsellor, conversation_id = claimed(run, build, sessions)
 
-    async def case() -> Case:
-        async with sessions() as session:
-            return await session.scalar(select(Case).where(Case.conversation_id == conversation_id))
+    def case() -> Case:
+        return run(case_of(sessions, conversation_id))
 
-    assert run(handoff.claim(run(case()).id, counsellor))
     events: list[dict] = []
 
     async def check(after_s: float) -> None:
@@ -117,10 +127,10 @@ def test_an_unanswered_child_gets_a_reminder_to_the_counsellor_then_goes_back_to
     run(check(30))
     assert not [e for e in events if e["type"] == "reminder"]
     run(check(61))
-    assert [e["case"] for e in events if e["type"] == "reminder"] == [run(case()).id]
-    assert run(case()).state == "assigned"
+    assert [e["case"] for e in events if e["type"] == "reminder"] == [case().id]
+    assert case().state == "assigned"
     run(check(301))
-    returned = run(case())
+    returned = case()
     assert (returned.state, returned.returned, returned.counsellor_id) == ("queued", True, None)
 
     last = run(told(sessions, conversation_id))[-1]
@@ -135,18 +145,13 @@ def test_an_unanswered_child_gets_a_reminder_to_the_counsellor_then_goes_back_to
 
 def test_a_return_decided_before_the_counsellor_answered_is_not_applied(world):
     run, build, sessions = world
-    handoff = build(handoff_remind_after_s=60, handoff_return_after_s=300)
-    counsellor = run(online_counsellor(sessions))
-    conversation_id = run(conversation(sessions))
-    run(handoff.request(conversation_id, SUMMARY, "th"))
+    handoff, counsellor, conversation_id = claimed(run, build, sessions)
 
-    async def case() -> Case:
-        async with sessions() as session:
-            return await session.scalar(select(Case).where(Case.conversation_id == conversation_id))
+    def case() -> Case:
+        return run(case_of(sessions, conversation_id))
 
-    assert run(handoff.claim(run(case()).id, counsellor))
-    seen_waiting = run(case())  # what the timer read, a moment before the reply landed
+    seen_waiting = case()  # what the timer read, a moment before the reply landed
     run(handoff.reply(seen_waiting.id, counsellor, "สวัสดีค่ะ อยู่ตรงนี้นะคะ"))
     run(handoff._return_unanswered(seen_waiting, utcnow() + timedelta(seconds=301)))
-    kept = run(case())
+    kept = case()
     assert (kept.state, kept.returned, kept.counsellor_id) == ("assigned", False, counsellor.id)
