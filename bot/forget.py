@@ -63,17 +63,17 @@ class Forget:
         "nothing was deleted" for "keep". With a case open the question says the counsellor's
         chat ends too."""
         if text == KEEP:
-            return self._say("utter_nothing_deleted", language, channel)
+            return self._locales.say("utter_nothing_deleted", language, {"channel": channel})
         name = "utter_forget_confirm_handoff" if handoff_open else "utter_forget_confirm"
         buttons = (
             Button(self._locales.text("ui_button_forget", language), CONFIRMED),
             Button(self._locales.text("ui_button_keep", language), KEEP),
         )
-        return replace(self._say(name, language, channel), buttons=buttons)
+        return replace(self._locales.say(name, language, {"channel": channel}), buttons=buttons)
 
     def done(self, language: str, channel: str) -> Outgoing:
         """What the child reads once everything is gone."""
-        return self._say("utter_forgotten", language, channel)
+        return self._locales.say("utter_forgotten", language, {"channel": channel})
 
     async def erase(self, user_key: str, channel: str) -> bool:
         """Erases everything kept about this user; their open case goes too, and is audited.
@@ -96,10 +96,3 @@ class Forget:
                 self._events.changed(case_id)
         log.info("a %s user's data was deleted at their request", channel)
         return bool(open_cases)
-
-    def _say(self, name: str, language: str, channel: str) -> Outgoing:
-        rendered = self._locales.render(name, language, {"channel": channel})
-        if rendered is None:
-            log.error("locales/%s.yml has no %s", language, name)
-            rendered = self._locales.render("utter_fallback", language, {})
-        return rendered  # type: ignore[return-value]

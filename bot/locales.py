@@ -9,6 +9,7 @@ route's own language section first (`th:` / `en:`), then among its language-neut
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any, Mapping
 import yaml
 
 from bot.message import Button, Outgoing
+
+log = logging.getLogger(__name__)
 
 _PLACEHOLDER = re.compile(r"\{([a-z0-9_]+)\.([a-z0-9_]+)\}")
 _VALUE = re.compile(r"\{([a-z_]+)\}")
@@ -77,6 +80,21 @@ class Locales:
                     text = _VALUE.sub(lambda m: str(values.get(m.group(1), m.group(0))), text)
                 return Outgoing(text=text, buttons=variant.buttons)
         return None
+
+    def say(
+        self,
+        name: str,
+        language: str,
+        context: Mapping[str, Any] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> Outgoing:
+        """`render` for a message to a user, who must never get nothing: a sentence missing from
+        this language is logged and the fallback is said instead."""
+        rendered = self.render(name, language, context or {}, values)
+        if rendered is None:
+            log.error("locales/%s.yml has no %s", language, name)
+            rendered = self.render("utter_fallback", language, {})
+        return rendered  # type: ignore[return-value]
 
     def text(self, name: str, language: str, values: Mapping[str, Any] | None = None) -> str:
         """Just the sentence (labels, console strings); the name itself if it is missing."""

@@ -153,9 +153,9 @@ class Router:
                 if incoming.kind != "text"
                 else "utter_empty_message"
             )
-            return [self._say(name, language)], "bot"
+            return [self._locales.say(name, language)], "bot"
         if not self._user_limit.hit(incoming.user_key):  # bot/ratelimit.py: before Rasa only
-            return [self._say("utter_rate_limited", language)], "bot"
+            return [self._locales.say("utter_rate_limited", language)], "bot"
         try:
             messages = await self._rasa.send(
                 incoming.user_key, text, incoming.channel, incoming.metadata
@@ -173,9 +173,5 @@ class Router:
                 resolved += await self._handoff.request(conversation.id, handoff, language)
         resolved = [m for m in resolved if m.text or m.buttons]
         if not resolved:
-            return [self._say("utter_fallback", language)], "fallback"
+            return [self._locales.say("utter_fallback", language)], "fallback"
         return resolved, "bot"
-
-    def _say(self, name: str, language: str) -> Outgoing:
-        rendered = self._locales.render(name, language, {})
-        return rendered or self._locales.render("utter_fallback", language, {})  # type: ignore[return-value]

@@ -415,11 +415,7 @@ class TelegramChannel(PlatformChannel):
         return stored or self.known_language(event.reply.get("language"))
 
     def _say(self, name: str, language: str) -> Outgoing:
-        rendered = self.state.locales.render(name, language, {"channel": self.name})
-        if rendered is None:
-            log.error("locales/%s.yml has no %s", language, name)
-            rendered = self.state.locales.render("utter_fallback", language, {})
-        return rendered
+        return self.state.locales.say(name, language, {"channel": self.name})
 
     def _confirm(self, name: str, yes: str, action: str, language: str) -> Outgoing:
         """A question that deletes something only when its "yes" button is pressed."""

@@ -387,5 +387,4 @@ class Handoff:
         """A sentence for this child: their age band and role pick the variant, as in Rasa's."""
         summary = json.loads(case.summary or "{}") if case is not None else {}
         context = {"age_band": summary.get("age_band"), "role": summary.get("role")}
-        rendered = self._locales.render(response, language, context, values)
-        return rendered or self._locales.render("utter_fallback", language, {})  # type: ignore[return-value]
+        return self._locales.say(response, language, context, values)

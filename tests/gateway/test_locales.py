@@ -73,3 +73,11 @@ def test_every_disclosure_flow_opens_with_not_your_fault(locales):
             for variant in table[name]:
                 opening = variant.text.split("\n")[0]  # the first thing the user reads
                 assert NOT_YOUR_FAULT[language].search(opening), (language, name, opening)
+
+
+def test_a_sentence_missing_from_a_language_is_logged_and_the_fallback_said(locales, caplog):
+    with caplog.at_level("ERROR", logger="bot.locales"):
+        said = locales.say("utter_no_such_sentence", "th", {"channel": "line"})
+    assert said.text == locales.render("utter_fallback", "th", {}).text
+    assert "locales/th.yml has no utter_no_such_sentence" in caplog.text
+    assert locales.say("utter_forgotten", "en").text == locales.text("utter_forgotten", "en")
