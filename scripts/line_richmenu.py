@@ -140,20 +140,20 @@ def draw(texts: dict[str, dict[str, str]], font: Path) -> bytes:
     return out.getvalue()
 
 
+def _spans(total: int, parts: int) -> list[tuple[int, int]]:
+    """(start, length) of `parts` equal spans of `total`; the last takes the pixels left over,
+    so the spans cover it exactly."""
+    size = total // parts
+    return [(i * size, total - i * size if i == parts - 1 else size) for i in range(parts)]
+
+
 def _bounds() -> list[tuple[int, int, int, int]]:
-    """(x, y, width, height) of each tile, in TILES order; the last row and column take the
-    pixels left over, so the areas cover the image exactly."""
-    out = []
-    row_height = HEIGHT // len(ROWS)
-    for row, count in enumerate(ROWS):
-        y = row * row_height
-        height = HEIGHT - y if row == len(ROWS) - 1 else row_height
-        column_width = WIDTH // count
-        for column in range(count):
-            x = column * column_width
-            width = WIDTH - x if column == count - 1 else column_width
-            out.append((x, y, width, height))
-    return out
+    """(x, y, width, height) of each tile, in TILES order."""
+    return [
+        (x, y, width, height)
+        for (y, height), count in zip(_spans(HEIGHT, len(ROWS)), ROWS, strict=True)
+        for x, width in _spans(WIDTH, count)
+    ]
 
 
 def menu_request(texts: dict[str, dict[str, str]]) -> RichMenuRequest:

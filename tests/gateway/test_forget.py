@@ -16,7 +16,7 @@ from bot import forget
 from bot.identity import user_key
 from tests.gateway.conftest import Console
 from tests.gateway.test_console_browser import TIMEOUT_S, browser, wait_until  # noqa: F401
-from tests.gateway.test_line import kept_rows, rasa_user_events
+from tests.gateway.test_line import conversation_id, kept_rows, rasa_user_events
 
 ASK_FOR_A_PERSON = "ขอคุยกับคนจริงๆ ได้ไหม"
 
@@ -39,11 +39,6 @@ class WebChild:
         response = self.client.post("/webchat/messages", json=body)
         assert response.status_code == 200, response.text
         return response.json()
-
-
-def conversation_id(stack, key: str) -> int:
-    [(found,)] = stack.query("select id from conversations where user_key = :key", {"key": key})
-    return found
 
 
 def question(locales, language: str, name: str = "utter_forget_confirm") -> dict:

@@ -268,13 +268,18 @@ def rasa_user_events(stack, key: str) -> list[dict]:
     return [e for e in tracker["events"] if e["event"] == "user"]
 
 
-def kept_rows(stack, key: str, conversation_id: int) -> tuple[int, int]:
+def conversation_id(stack, key: str) -> int:
+    [(found,)] = stack.query("select id from conversations where user_key = :key", {"key": key})
+    return found
+
+
+def kept_rows(stack, key: str, conversation: int) -> tuple[int, int]:
     """(conversations of this user, messages of their old conversation) in the gateway's DB."""
     [(conversations,)] = stack.query(
         "select count(*) from conversations where user_key = :key", {"key": key}
     )
     [(messages,)] = stack.query(
-        "select count(*) from messages where conversation_id = :id", {"id": conversation_id}
+        "select count(*) from messages where conversation_id = :id", {"id": conversation}
     )
     return conversations, messages
 
@@ -287,9 +292,7 @@ def test_delete_my_data_from_the_rich_menu_erases_everything_after_a_pressed_yes
     hello = new_token()
     line.send(text(user, "hello", hello))
     line.replies_to(hello)
-    [(conversation_id,)] = stack.query(
-        "select id from conversations where user_key = :key", {"key": key}
-    )
+    conversation = conversation_id(stack, key)
     assert rasa_user_events(stack, key)
 
     # The menu's tile asks first, with the two buttons as quick replies.
@@ -310,14 +313,14 @@ def test_delete_my_data_from_the_rich_menu_erases_everything_after_a_pressed_yes
     kept, asked_again = line.replies_to(no, typed)
     assert kept.json == reply_body(no, bubbles(locales, "en", "utter_nothing_deleted"))
     assert asked_again.json == reply_body(typed, [asked])
-    assert kept_rows(stack, key, conversation_id)[0] == 1
+    assert kept_rows(stack, key, conversation)[0] == 1
 
     # The pressed "yes": everything goes, and the child is told so (nothing of it is stored).
     done = new_token()
     line.send(postback(user, forget.CONFIRMED, done))
     [goodbye] = line.replies_to(done)
     assert goodbye.json == reply_body(done, bubbles(locales, "en", "utter_forgotten"))
-    assert kept_rows(stack, key, conversation_id) == (0, 0)
+    assert kept_rows(stack, key, conversation) == (0, 0)
     assert rasa_user_events(stack, key) == []
     assert not [c for c in line.calls() if c.path == PUSH]
 
