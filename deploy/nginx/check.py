@@ -2,7 +2,8 @@
 
 The site is included in a minimal nginx.conf under a temporary prefix. `nginx -t` opens the
 certificates and binds the listening addresses, so the test copy names a throwaway self-signed
-certificate and free ports on 127.0.0.1; every other line is tested as written.
+certificate and free ports on 127.0.0.1; every other line is tested as written (and served as
+written by tests/deploy/test_site.py).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import tempfile
 from pathlib import Path
 
 SITE = Path(__file__).resolve().parent / "site.conf"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 CERTIFICATE = re.compile(r"^([ \t]*ssl_certificate(?:_key)?)[ \t]+[^\s;]+;", re.M)
-LISTEN = re.compile(r"^([ \t]*listen)[ \t]+[^\s;]+", re.M)
+LISTEN = re.compile(r"^([ \t]*listen)[ \t]+([^\s;]+)", re.M)
 WRAPPER = """pid {dir}/nginx.pid;
 error_log stderr;
 events {{}}
@@ -39,56 +41,42 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def testable(site: str, directory: Path) -> str:
-    """The site with its certificates and listening addresses replaced, nothing else."""
+def prepare(directory: Path, site: str | None = None) -> dict[str, int]:
+    """Writes nginx.conf, the site and a certificate into `directory`; returns the port that
+    stands in for each listening address of the site ("443", "[::]:443", ...)."""
+    site = SITE.read_text() if site is None else site
     if not CERTIFICATE.search(site) or not LISTEN.search(site):
         raise SystemExit(f"{SITE}: no ssl_certificate or listen line to stand in for")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=assistant.example.org"]
+        + ["-keyout", str(directory / "key.pem"), "-out", str(directory / "cert.pem")],
+        check=True,
+        capture_output=True,
+    )
     site = CERTIFICATE.sub(
         lambda m: f"{m[1]} {directory / ('key.pem' if m[1].endswith('_key') else 'cert.pem')};",
         site,
     )
-    return LISTEN.sub(lambda m: f"{m[1]} 127.0.0.1:{free_port()}", site)
+    ports: dict[str, int] = {}
+
+    def listen(match: re.Match[str]) -> str:
+        port = ports.setdefault(match[2], free_port())
+        return f"{match[1]} 127.0.0.1:{port}"
+
+    (directory / "site.conf").write_text(LISTEN.sub(listen, site))
+    (directory / "nginx.conf").write_text(WRAPPER.format(dir=directory))
+    return ports
+
+
+def command(directory: Path, *args: str) -> list[str]:
+    return [NGINX, "-e", "stderr", "-p", str(directory), "-c", str(directory / "nginx.conf"), *args]
 
 
 def main() -> None:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     with tempfile.TemporaryDirectory() as name:
-        directory = Path(name)
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=assistant.example.org",
-                "-keyout",
-                str(directory / "key.pem"),
-                "-out",
-                str(directory / "cert.pem"),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        (directory / "site.conf").write_text(testable(SITE.read_text(), directory))
-        (directory / "nginx.conf").write_text(WRAPPER.format(dir=directory))
-        result = subprocess.run(
-            [
-                nginx,
-                "-t",
-                "-q",
-                "-e",
-                "stderr",
-                "-p",
-                str(directory),
-                "-c",
-                str(directory / "nginx.conf"),
-            ],
-        )
+        prepare(Path(name))
+        result = subprocess.run(command(Path(name), "-t", "-q"))
     if result.returncode:
         sys.exit(f"nginx -t failed for {SITE}")
     print(f"nginx -t: {SITE.relative_to(SITE.parents[2])} is valid")
