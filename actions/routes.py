@@ -9,7 +9,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.conversation import appended, entity
-from actions.guidance import GUIDED_TOPICS
+from actions.guidance import age_question, guided_topic
 
 QUESTIONS = {
     "what_happens": "utter_what_happens",
@@ -28,14 +28,18 @@ class ActionRoutes(Action):
     ) -> List[Dict[str, Any]]:
         route = entity(tracker, "route")
         question = entity(tracker, "question")
-        topics = [t for t in tracker.get_slot("topics") or [] if t in GUIDED_TOPICS]
+        topic = guided_topic(tracker)
         if route:
             dispatcher.utter_message(response=f"utter_route_{route}")
-            return [SlotSet("routes_given", appended(tracker, "routes_given", route))]
-        if question in QUESTIONS:
+            events = [SlotSet("routes_given", appended(tracker, "routes_given", route))]
+        elif question in QUESTIONS:
             dispatcher.utter_message(response=QUESTIONS[question])
-        elif topics:
-            dispatcher.utter_message(response=f"utter_{topics[-1]}_routes")
+            events = []
+        elif topic:
+            # The topic's routes end by offering a person: that is this turn's one question.
+            dispatcher.utter_message(response=f"utter_{topic}_routes")
+            return [SlotSet("pending", "person")]
         else:
             dispatcher.utter_message(response="utter_routes_overview")
-        return []
+            events = []
+        return events + age_question(tracker, dispatcher)

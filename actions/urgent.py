@@ -34,7 +34,8 @@ class ActionUrgent(Action):
             SlotSet("routes_given", given),
             SlotSet("pending", "person"),
         ]
-        summary = handoff_summary(tracker, urgent=True)
-        summary.update(topics=topics, routes_given=given)
+        summary = handoff_summary(
+            tracker, urgent=True, topics=topics, routes_given=given, urgent_kind=kind
+        )
         dispatcher.utter_message(json_message={"handoff": summary})
         return events

@@ -12,7 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from bot.language import detect
+from bot.language import reply_language, written
 from bot.store.conversations import language_of, set_language
 from bot.untrusted import loads
 
@@ -25,6 +25,13 @@ def _mapping(value: Any) -> dict[str, Any]:
 
 def _string(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _language_entity(latest: dict[str, Any]) -> str | None:
+    for found in latest.get("entities") or []:
+        if isinstance(found, dict) and found.get("entity") == "language":
+            return _string(found.get("value"))
+    return None
 
 
 def context_of(tracker: dict[str, Any]) -> dict[str, Any]:
@@ -50,14 +57,16 @@ async def nlg_endpoint(request: Request) -> JSONResponse:
 
     # Only Rasa calls this, but a field of an unexpected type is ignored rather than trusted.
     slots = _mapping(tracker.get("slots"))
-    latest_text = _string(_mapping(tracker.get("latest_message")).get("text")) or ""
-    # A button payload ("/talk_to_human") says nothing about the language; the conversation does.
-    written = None if latest_text.startswith("/") else detect(latest_text)
+    latest = _mapping(tracker.get("latest_message"))
     sender = _string(tracker.get("sender_id"))
     async with state.sessions() as session:
         known = sender and await language_of(session, sender)
-        language = (
-            _string(slots.get("language")) or written or known or state.settings.default_language
+        # The words: as the NLU read them (an explicit "english please" beats the script), else
+        # their script; the stored conversation: Rasa's slot, else the gateway's row.
+        words = _language_entity(latest) or written(_string(latest.get("text")))
+        stored = _string(slots.get("language")) or known or None
+        language = reply_language(
+            words, stored, None, state.settings.default_language, state.locales.languages
         )
         rendered = state.locales.render(name, language, context_of(tracker))
         if rendered is None:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from bot import forget
 from bot.handoff.relay import stored
 from bot.handoff.service import Handoff
-from bot.language import detect
+from bot.language import reply_language, written
 from bot.locales import Locales
 from bot.message import Incoming, Outgoing
 from bot.rasa_client import RasaClient, RasaUnavailable
@@ -78,11 +78,7 @@ class Router:
         # console, a handoff summary, the answer's own rows.
         words = asyncio.ensure_future(self._store_words(conversation.id, incoming.kind, text))
         try:
-            # What the user is writing now decides; a button payload ("/affirm") or emoji doesn't.
-            written = None if text.startswith("/") else detect(text)
-            language = (
-                written or conversation.language or incoming.language or self._default_language
-            )
+            language = self._language(written(text), conversation.language, incoming)
             if forget.wanted(text):
                 await words
                 handoff_open = conversation.mode != "bot"
@@ -126,11 +122,16 @@ class Router:
         it would belong to is gone, and nothing about the child may stay."""
         async with self._sessions() as session:
             known = await language_of(session, incoming.user_key)
-        language = known or incoming.language or self._default_language
+        language = self._language(None, known, incoming)
         if await self._forget.erase(incoming.user_key, incoming.channel):
             await self._handoff.announce()
         done = self._forget.done(language, incoming.channel)
         return Reply(messages=[done], mode="bot", language=language, forgotten=True)
+
+    def _language(self, words: str | None, stored: str | None, incoming: Incoming) -> str:
+        return reply_language(
+            words, stored, incoming.language, self._default_language, self._locales.languages
+        )
 
     async def _answer(
         self,

@@ -25,6 +25,9 @@ TOPIC_OF_INTENT = {
     "thanks": "other",
     "choose_language": "other",
     "provide_age": "other",
+    # "do I have to send him the money?": money demanded under threat is sextortion's mark; the
+    # dialogue reads it in the conversation's context (actions/guidance.py ActionFollowUp).
+    "ask_pay": "sextortion",
 }
 
 URGENT_TOPICS = frozenset({"self_harm", "immediate_danger"})

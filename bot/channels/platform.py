@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from bot.identity import user_key
+from bot.language import reply_language
 from bot.message import Incoming, Outgoing
 from bot.store.conversations import get_or_create, language_of
 from bot.store.deliveries import first_deliveries
@@ -143,10 +144,8 @@ class PlatformChannel(ABC):
 
     def known_language(self, tag: str | None) -> str:
         """A platform's language tag ("en-US") as a language we speak, else the default."""
-        language = (tag or "").split("-")[0].split("_")[0].lower()
-        if language in self.state.locales.languages:
-            return language
-        return self.state.settings.default_language
+        settings, locales = self.state.settings, self.state.locales
+        return reply_language(None, None, tag, settings.default_language, locales.languages)
 
     async def conversation_language(self, user: str) -> str | None:
         async with self.state.sessions() as session:

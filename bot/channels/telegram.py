@@ -47,6 +47,7 @@ from telegram.request import HTTPXRequest
 from bot import forget
 from bot.channels.platform import Event, PlatformChannel, Refused
 from bot.config import Settings
+from bot.language import reply_language
 from bot.message import Button, Outgoing
 from bot.store.models import TelegramMessageId, utcnow
 from bot.text_split import fit_utf16, split_utf16
@@ -412,7 +413,8 @@ class TelegramChannel(PlatformChannel):
     async def _language(self, user: str, event: Event) -> str:
         """The conversation's language once known, else the Telegram app's."""
         stored = await self.conversation_language(user)
-        return stored or self.known_language(event.reply.get("language"))
+        app, default = event.reply.get("language"), self.state.settings.default_language
+        return reply_language(None, stored, app, default, self.state.locales.languages)
 
     def _say(self, name: str, language: str) -> Outgoing:
         return self.state.locales.say(name, language, {"channel": self.name})

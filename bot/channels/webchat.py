@@ -17,7 +17,7 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
 
 from bot.identity import user_key
-from bot.language import detect
+from bot.language import written
 from bot.message import Incoming
 from bot.ratelimit import client_address
 from bot.store.models import Conversation, Message
@@ -60,10 +60,10 @@ def _rate_limited(request: Request, raw: bytes = b"") -> JSONResponse | None:
         text = ""
     default = state.settings.default_language
     languages = sorted(state.locales.languages or [default], key=lambda lang: lang != default)
-    written = detect(text)
+    words = written(text)
     say = [
         state.locales.render("utter_rate_limited", language, {"channel": CHANNEL})
-        for language in ([written] if written in languages else languages)
+        for language in ([words] if words in languages else languages)
     ]
     return JSONResponse(
         {"messages": [m.as_json() for m in say if m is not None], "mode": "bot"},

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.handoff import cases, queue
 from bot.handoff.summary import summary_text
+from bot.language import reply_language
 from bot.locales import Locales
 from bot.store.handoff_models import AuditEntry, Case, CaseNote, Counsellor
 from bot.store.models import Conversation, Message, as_utc, utcnow
@@ -78,7 +79,8 @@ async def case_view(
     conversation = await session.get(Conversation, case.conversation_id)
     names = await _names(session)
     summary = json.loads(case.summary or "{}")
-    child_language = summary.get("language") or conversation.language or language
+    stored = summary.get("language") or conversation.language
+    child_language = reply_language(None, stored, None, language, locales.languages)
     transcript = await session.scalars(
         select(Message).where(Message.conversation_id == case.conversation_id).order_by(Message.id)
     )

@@ -71,7 +71,10 @@ class Handoff:
         self.events.changed(case.id)
         notice = await self._queue_notice(case.id, language)
         await self.announce(exclude=case.id)
-        return [self._summary_message("utter_handoff_urgent", case, language), notice]
+        # After self-harm the first line is 1669 and a line to talk; 191 is for danger from others.
+        self_harm = summary.get("urgent_kind") == "self_harm"
+        urgent = "utter_handoff_urgent_self_harm" if self_harm else "utter_handoff_urgent"
+        return [self._summary_message(urgent, case, language), notice]
 
     async def from_child(
         self, conversation_id: int, text: str, kind: str, language: str
@@ -379,7 +382,8 @@ class Handoff:
 
     def _summary_message(self, response: str, case: Case, language: str) -> Outgoing:
         text = summary_text(self._locales, json.loads(case.summary), case.child_note, language)
-        return self._say(response, language, case, summary=text)
+        days = self._settings.retention_days  # "who reads it and how long it is kept"
+        return self._say(response, language, case, summary=text, days=days)
 
     def _say(
         self, response: str, language: str, case: Case | None = None, **values: Any

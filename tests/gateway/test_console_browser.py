@@ -179,9 +179,8 @@ def test_a_child_reaches_a_counsellor_and_back_to_the_bot(stack, counsellor, loc
     user = child.evaluate("localStorage.getItem('webchat-user')")
     assert user
 
-    # The child asks for a person, says yes, and agrees to send the summary.
+    # The child asks for a person and agrees to send the summary shown at once.
     child_types(child, "ขอคุยกับคนจริงๆ ได้ไหม")
-    press(child, "/affirm")
     press(child, "/handoff_agree")
     wait_for_bubble(child, "bot", template(locales, "utter_handoff_queued"))
 

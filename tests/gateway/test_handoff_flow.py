@@ -25,7 +25,7 @@ ASK = "ขอคุยกับคนจริงๆ ได้ไหม"
 
 def pattern(locales, name: str, language: str, **values: str) -> re.Pattern:
     """A response as a regular expression: numbers in `{position}`/`{minutes}` may be anything."""
-    holes = {k: "\x00" for k in ("position", "minutes", "summary", "name", "hours")}
+    holes = {k: "\x00" for k in ("position", "minutes", "summary", "name", "hours", "days")}
     rendered = locales.render(name, language, {}, {**holes, **values})
     assert rendered is not None, name
     parts = [re.escape(p) for p in rendered.text.split("\x00")]
@@ -74,24 +74,18 @@ def case_of(console: Console, marker: str) -> dict:
 def queue_for(child_reply_text_marker: str, child: Child) -> None:
     """Asks for a person, adds `marker` as the line the counsellor reads first, and agrees."""
     child.say(ASK)
-    child.say("/affirm")
     child.say(child_reply_text_marker)
     child.say("/handoff_agree")
 
 
 def test_a_web_chat_child_reaches_a_counsellor_and_back(stack, locales, console, new_counsellor):
     child = Child(stack)
-    offer = child.say(ASK)
-    assert offer["mode"] == "bot"
-    assert [m["text"] for m in offer["messages"]] == [
-        locales.render("utter_offer_person", "th", {}).text
-    ]
-
-    # The child sees what the counsellor will see, and agrees (or adds a line) first.
-    summary = child.say("/affirm")
+    # Asking is enough: the child sees at once what the counsellor will see, who reads the chat
+    # and for how long it is kept, and agrees (or adds a line) first.
+    summary = child.say(ASK)
     assert summary["mode"] == "offered"
     [shown] = summary["messages"]
-    assert said(locales, "utter_handoff_summary", "th", shown["text"])
+    assert said(locales, "utter_handoff_summary", "th", shown["text"], days="30")
     assert locales.text("label_language_th", "th") in shown["text"]
     assert {b["payload"] for b in shown["buttons"]} == {"/handoff_agree", "/handoff_cancel"}
 
@@ -115,9 +109,7 @@ def test_a_web_chat_child_reaches_a_counsellor_and_back(stack, locales, console,
     assert view["child_note"] == marker
     assert view["summary_text"] and view["summary_text"] in shown["text"]
     said_by_child = [(m["kind"], m["text"]) for m in view["transcript"] if m["sender"] == "user"]
-    yes = locales.button_title("/affirm", "th")
-    assert yes and not yes.startswith("/")
-    assert said_by_child[:2] == [("text", ASK), ("button", yes)]
+    assert said_by_child[:2] == [("text", ASK), ("text", marker)]
     [joined] = child.later()
     assert joined["sender"] == "system"
     assert joined["text"] == locales.text("utter_handoff_assigned", "th", {"name": "พี่ฝน"})
@@ -155,13 +147,23 @@ def test_an_urgent_message_is_queued_at_once_and_the_child_can_say_no(stack, loc
     reply = chat(user, "ตอนนี้อยากตาย ไม่อยากอยู่แล้ว")
     assert reply["mode"] == "queued"
     texts = [m["text"] for m in reply["messages"]]
-    assert any(said(locales, "utter_handoff_urgent", "th", t) for t in texts)
+    assert any(said(locales, "utter_handoff_urgent_self_harm", "th", t) for t in texts)
     assert texts[0].startswith(locales.render("utter_urgent_self_harm", "th", {}).text[:20])
     cancelled = chat(user, "/handoff_cancel")
     assert cancelled["mode"] == "bot"
     assert [m["text"] for m in cancelled["messages"]] == [
         locales.text("utter_handoff_cancelled", "th")
     ]
+
+
+def test_telling_and_asking_for_a_person_at_once_is_answered_in_one_reply(stack, locales):
+    child = Child(stack)
+    reply = child.say("พ่อเลี้ยงจับตัวหนูตอนกลางคืน ขอคุยกับคนจริงๆได้ไหม")
+    assert reply["mode"] == "offered"
+    first, shown = [m["text"] for m in reply["messages"]]
+    assert first == locales.render("utter_abuse_disclosure_first", "th", {}).text
+    assert said(locales, "utter_handoff_summary", "th", shown, days="30")
+    assert locales.text("label_topic_abuse_disclosure", "th") in shown
 
 
 def test_waiting_children_are_told_their_place_when_it_changes(stack, locales, console):
@@ -231,7 +233,7 @@ def test_a_line_child_gets_counsellor_words_by_push_and_media_is_never_fetched(
 ):
     user = "U" + uuid.uuid4().hex
     marker = f"ไลน์ {uuid.uuid4().hex[:6]}"
-    steps = [text(user, ASK, new_token()), postback(user, "/affirm"), text(user, marker)]
+    steps = [text(user, ASK, new_token()), text(user, marker)]
     steps.append(postback(user, "/handoff_agree"))
     line.send(*steps)
     line.replies_to(*[s["replyToken"] for s in steps])
@@ -282,10 +284,8 @@ def test_a_telegram_child_gets_counsellor_words_in_their_chat(telegram, locales,
     marker = f"เทเลแกรม {uuid.uuid4().hex[:6]}"
     telegram.send(telegram_text(chat, ASK))
     telegram.wait(chat, 1)
-    offer_id = telegram.api.sent[chat][-1]
-    telegram.send(press(chat, "/affirm", offer_id))
     telegram.send(telegram_text(chat, marker))
-    telegram.wait(chat, 4)
+    telegram.wait(chat, 2)
     summary_id = telegram.api.sent[chat][-1]
     telegram.send(press(chat, "/handoff_agree", summary_id))
     deadline = time.monotonic() + 30

@@ -214,10 +214,11 @@ def test_a_thai_conversation_end_to_end(line, locales):
     assert greeting.headers["Authorization"] == f"Bearer {LINE_TOKEN}"
 
     # Button presses arrive as postbacks; several events of one user are answered in order.
-    line.send(postback(user, "/talk_to_human", person), postback(user, "/deny", yes))
-    offer, declined = line.replies_to(person, yes)
-    assert offer.json == reply_body(person, bubbles(locales, "th", "utter_offer_person"))
-    assert declined.json == reply_body(yes, bubbles(locales, "th", "utter_person_declined"))
+    line.send(postback(user, "/talk_to_human", person), postback(user, "/handoff_cancel", yes))
+    summary, cancelled = line.replies_to(person, yes)
+    head = locales.text("utter_handoff_summary", "th").split("{")[0]
+    assert summary.json["messages"][0]["text"].startswith(head)  # asked: straight to the summary
+    assert cancelled.json == reply_body(yes, bubbles(locales, "th", "utter_handoff_cancelled"))
 
     line.send(text(user, "มีคนขู่ว่าจะปล่อยรูปหนูถ้าไม่ส่งรูปเพิ่ม", story))
     [guidance] = line.replies_to(story)

@@ -326,17 +326,19 @@ def test_a_thai_conversation_with_buttons(telegram):
     # Button presses are answered, then routed like their payload, in order.
     greeting_id = telegram.api.sent[chat][0]
     first = press(chat, "/talk_to_human", greeting_id)
-    second = press(chat, "/deny", greeting_id)
+    second = press(chat, "/handoff_cancel", greeting_id)
     telegram.send(first, second)
     story = text(chat, "มีคนขู่ว่าจะปล่อยรูปหนูถ้าไม่ส่งรูปเพิ่ม")
     telegram.send(story)
     calls = telegram.settle(chat)
+    summary = calls[2][1]["text"]  # the person asked for: straight to the summary to approve
+    assert summary.startswith(telegram.say("utter_handoff_summary", "th").text.split("{")[0])
     assert calls[:5] == [
         ("sendMessage", greeting),
         ("answerCallbackQuery", {"callback_query_id": first["callback_query"]["id"]}),
-        ("sendMessage", sent_form(chat, telegram.say("utter_offer_person", "th"))),
+        ("sendMessage", calls[2][1]),
         ("answerCallbackQuery", {"callback_query_id": second["callback_query"]["id"]}),
-        ("sendMessage", sent_form(chat, telegram.say("utter_person_declined", "th"))),
+        ("sendMessage", sent_form(chat, telegram.say("utter_handoff_cancelled", "th"))),
     ]
     guidance = calls[5:]
     thai = {t for language, _, t in telegram.locales.sentences() if language == "th"}
@@ -363,11 +365,16 @@ def test_an_english_conversation_with_commands(telegram):
     telegram.api.standin.clear()
     switch = press(chat, to_thai[0], telegram.api.sent[chat][2], "en")
     telegram.send(switch, command(chat, "human", "en"))
-    assert telegram.settle(chat) == [
+    calls = telegram.wait(chat, 3)  # a sentinel would be read as a line added to the summary
+    assert calls[:2] == [
         ("answerCallbackQuery", {"callback_query_id": switch["callback_query"]["id"]}),
         ("sendMessage", sent_form(chat, telegram.say("utter_language_changed", "th"))),
-        ("sendMessage", sent_form(chat, telegram.say("utter_offer_person", "th"))),
     ]
+    [(sent, summary)] = calls[2:]
+    assert sent == "sendMessage"
+    assert summary["text"].startswith(
+        telegram.say("utter_handoff_summary", "th").text.split("{")[0]
+    )
 
 
 def test_an_edited_message_is_read_as_a_new_message(telegram):
