@@ -8,20 +8,24 @@
   const input = document.getElementById("text");
   const forget = document.getElementById("forget");
   const exit = document.getElementById("quick-exit");
-  const {language, exitUrl, offline} = document.body.dataset;
+  const {language, offline} = document.body.dataset;
   const KEPT = "webchat-";
 
   // Quick exit (its button, or Esc): nothing of the chat stays in this browser, and the chat's
-  // history entry is replaced, so the back button cannot bring it back.
+  // history entry is replaced, so the back button cannot bring it back. (Without this script the
+  // button is still a plain link to the same page.)
   function quickExit() {
     for (const key of Object.keys(localStorage)) {
       if (key.startsWith(KEPT)) localStorage.removeItem(key);
     }
     log.replaceChildren();
     input.value = "";
-    location.replace(exitUrl);
+    location.replace(exit.href);
   }
-  exit.addEventListener("click", quickExit);
+  exit.addEventListener("click", (event) => {
+    event.preventDefault();
+    quickExit();
+  });
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && !event.isComposing) quickExit();
   });

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import re
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from bot.config import WEBCHAT_EXIT_URL
+from bot.channels.webchat import page_language
+from bot.config import WEBCHAT_EXIT_URL, Settings
 from bot.identity import user_key
 from tests.gateway.test_console_browser import (  # noqa: F401 (the fixture)
     TIMEOUT_S,
@@ -170,7 +172,7 @@ def test_quick_exit_stays_in_reach_on_a_360_px_phone_in_a_long_chat_and_esc_work
     for words in ("hello", "someone is threatening to share my photos", "what can I do"):
         child_says(page, words)
     page.locator('#log .buttons button[data-payload="/report_help"]').last.click()
-    longer = "(l => l.scrollHeight > 2 * l.clientHeight)(document.getElementById('log'))"
+    longer = "document.getElementById('log').scrollHeight > 2 * innerHeight"
     wait_until("a chat longer than the screen", lambda: page.evaluate(longer))
     for where in ("0", "l.scrollHeight"):  # the chat's top, then its end, and the page itself
         page.evaluate(f"(l => {{ l.scrollTop = {where}; }})(document.getElementById('log'))")
@@ -191,3 +193,35 @@ def test_quick_exit_stays_in_reach_on_a_360_px_phone_in_a_long_chat_and_esc_work
     assert shot.exists() and shot.stat().st_size > 10_000, shot
     assert errors == []
     context.close()
+
+
+# -- what the page is built from (no browser needed) --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "accept_language, language",
+    [
+        ("", "th"),
+        ("th-TH,th;q=0.9,en;q=0.8", "th"),
+        ("en-US,en;q=0.9", "en"),
+        ("fr-FR, EN-gb;q=0.5", "en"),  # the first one we speak
+        ("de-DE,ja;q=0.5", "th"),  # none we speak: Thai
+        ("*", "th"),
+    ],
+)
+def test_the_page_speaks_the_browser_s_first_language_we_speak(
+    locales, accept_language, language
+):
+    state = SimpleNamespace(locales=locales, settings=SimpleNamespace(default_language="th"))
+    assert page_language(state, accept_language) == language
+
+
+def test_the_quick_exit_goes_only_to_a_web_address(monkeypatch):
+    monkeypatch.delenv("WEBCHAT_EXIT_URL", raising=False)
+    assert Settings.from_env().webchat_exit_url == WEBCHAT_EXIT_URL
+    monkeypatch.setenv("WEBCHAT_EXIT_URL", "https://weather.example/bangkok")
+    assert Settings.from_env().webchat_exit_url == "https://weather.example/bangkok"
+    for unsafe in ("javascript:history.back()", "data:text/html,hi", "/", "www.example.org"):
+        monkeypatch.setenv("WEBCHAT_EXIT_URL", unsafe)
+        with pytest.raises(ValueError, match="WEBCHAT_EXIT_URL"):
+            Settings.from_env()
