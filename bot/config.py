@@ -11,9 +11,21 @@ from bot import proxies
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Where the web chat's quick exit goes: a page nobody would wonder about on a shared phone.
+WEBCHAT_EXIT_URL = "https://www.google.com/search?q=weather"
+
+
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
     return value or default
+
+
+def _web_url(name: str, default: str) -> str:
+    """An http(s) address from the environment; anything else (a javascript: URL) is refused."""
+    value = _env(name, default)
+    if not value.startswith(("https://", "http://")):
+        raise ValueError(f"{name} must be an http(s) URL")
+    return value
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,8 @@ class Settings:
     rate_ip_per_min: int = 600
     # Peers whose X-Forwarded-For names the client (bot/proxies.py): the reverse proxies.
     trusted_proxies: tuple[proxies.Network, ...] = proxies.parse(proxies.DEFAULT)
+    # The web chat's quick exit (Esc, or its button) replaces the page with this one.
+    webchat_exit_url: str = WEBCHAT_EXIT_URL
 
     @property
     def line_enabled(self) -> bool:
@@ -114,6 +128,7 @@ class Settings:
             rate_user_per_min=int(_env("RATE_USER_PER_MIN", "20")),
             rate_ip_per_min=int(_env("RATE_IP_PER_MIN", "600")),
             trusted_proxies=proxies.parse(_env("TRUSTED_PROXIES", proxies.DEFAULT)),
+            webchat_exit_url=_web_url("WEBCHAT_EXIT_URL", WEBCHAT_EXIT_URL),
             retention_check_every_s=float(_env("RETENTION_CHECK_EVERY_S", "3600")),
             # the rule scripts/stack.py gives Rasa: on PostgreSQL the tracker shares DATABASE_URL
             tracker_store_url=_env(

@@ -11,6 +11,9 @@ order per user, hash the id, route) is bot/channels/platform.py's.
 - The LINE user id is kept only encrypted (bot/address.py), so a later push can reach the child.
 - Quick replies and rich-menu areas arrive as postbacks, marked as pressed: "delete my data" (the
   menu's tile, or /forget typed) is the router's (bot/forget.py), and only a pressed "yes" deletes.
+- While a turn runs, the child sees LINE's loading animation and their message marked read (by the
+  message's read token, the endpoint every channel may use). Only 1:1 chats reach a turn at all;
+  neither call can hold up or stop the reply.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ from linebot.v3.messaging import (
     AsyncApiClient,
     AsyncMessagingApi,
     Configuration,
+    MarkMessagesAsReadByTokenRequest,
     PostbackAction,
     PushMessageRequest,
     QuickReply,
     QuickReplyItem,
     ReplyMessageRequest,
+    ShowLoadingAnimationRequest,
     TextMessage,
 )
 from linebot.v3.models.events import UnknownEvent
@@ -80,6 +85,11 @@ MAX_DISPLAY_TEXT = 300
 REPLY_WINDOW_S = 50
 REQUEST_TIMEOUT_S = 10
 PUSH_WARNING_SHARE = 0.8
+# The loading animation and "read" are courtesies: the reply waits for them at most this long.
+STATUS_TIMEOUT_S = 3
+# LINE shows the animation for 5 to 60 seconds, in steps of 5, and hides it when the reply comes;
+# it lasts the longest a turn may wait for Rasa plus this margin for the queue before it.
+LOADING_STEP_S, LOADING_MAX_S, LOADING_MARGIN_S = 5, 60, 5
 
 # The rich menu's ภาษา/Language area sends this: switch to the other language.
 LANGUAGE_TOGGLE = "/choose_language"
@@ -146,6 +156,7 @@ def _event(raw: Any) -> Event:
     kind, text, pressed = "ignore", "", False
     if isinstance(raw, MessageEvent):
         content = raw.message
+        reply["read_token"] = getattr(content, "mark_as_read_token", None)
         if isinstance(content, TextMessageContent):
             kind, text = "text", content.text
         elif isinstance(content, StickerMessageContent):
@@ -184,17 +195,19 @@ def _lenient(raw: dict[str, Any]) -> Event:
     pressed = raw.get("type") == "postback"
     if pressed:
         postback = raw.get("postback") if isinstance(raw.get("postback"), dict) else {}
-        kind, text = "text", postback.get("data")
+        kind, text, read_token = "text", postback.get("data"), None
     else:
         message = raw.get("message") if isinstance(raw.get("message"), dict) else {}
         content = message.get("type")  # any JSON at all: a list cannot even be looked up
         kind = _LENIENT_KINDS.get(content, "text") if isinstance(content, str) else "text"
         text = message.get("text")
+        read_token = message.get("markAsReadToken")
     text = text if isinstance(text, str) and kind == "text" else ""
     timestamp = raw.get("timestamp")
     reply = {
         "token": raw.get("replyToken") if isinstance(raw.get("replyToken"), str) else None,
         "timestamp_ms": timestamp if isinstance(timestamp, int) else int(time.time() * 1000),
+        "read_token": read_token if isinstance(read_token, str) else None,
     }
     log.warning("a LINE %s event the SDK could not read was answered from its JSON", raw["type"])
     return Event(
@@ -209,6 +222,10 @@ class LineChannel(PlatformChannel):
         self.settings = settings
         self._parser = WebhookParser(settings.line_channel_secret)
         self._api: AsyncMessagingApi | None = None
+        # The loading animation and read mark of each event being handled, by event id.
+        self._status: dict[str, asyncio.Task[None]] = {}
+        steps = math.ceil((settings.rasa_timeout_s + LOADING_MARGIN_S) / LOADING_STEP_S)
+        self._loading_s = min(max(steps * LOADING_STEP_S, LOADING_STEP_S), LOADING_MAX_S)
 
     @contextlib.asynccontextmanager
     async def running(self, app: Starlette) -> AsyncIterator[None]:
@@ -285,9 +302,47 @@ class LineChannel(PlatformChannel):
 
     # -- out -----------------------------------------------------------------------------------
 
+    def started(self, event: Event) -> None:
+        """The child sees at once that their message arrived: the loading animation, and "read"
+        when the message carries a read token. Runs beside the turn; `send` lets it finish first
+        so both come before the reply. Only 1:1 chats get here (_event ignores groups and rooms)."""
+        if event.kind == "unfollow":
+            return
+        task = asyncio.create_task(self._show_status(event))
+        self._status[event.event_id] = task
+        task.add_done_callback(lambda _: self._status.pop(event.event_id, None))
+
+    async def _show_status(self, event: Event) -> None:
+        """LINE's loading animation and read mark; a failure is logged and the turn goes on."""
+        try:
+            api = self._client()
+            calls = [
+                api.show_loading_animation(
+                    ShowLoadingAnimationRequest(
+                        chat_id=event.user_id, loading_seconds=self._loading_s
+                    ),
+                    _request_timeout=STATUS_TIMEOUT_S,
+                )
+            ]
+            token = event.reply.get("read_token")
+            if token:
+                read = MarkMessagesAsReadByTokenRequest(mark_as_read_token=token)
+                calls.append(
+                    api.mark_messages_as_read_by_token(read, _request_timeout=STATUS_TIMEOUT_S)
+                )
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        except Exception as exc:  # a courtesy: nothing here may stop the reply
+            outcomes = [exc]
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                log.info("LINE loading animation or read mark failed (%s)", _why(outcome))
+
     async def send(self, event: Event, user: str, replies: list[Outgoing]) -> None:
         """One reply request with the reply token; what does not fit in it, or all of it when the
         reply cannot be made, is pushed."""
+        status = self._status.get(event.event_id)
+        if status is not None:
+            await status  # never raises: _show_status logs its own failures
         messages = line_messages(replies)
         batches = [
             messages[i : i + MAX_MESSAGES_PER_REQUEST]

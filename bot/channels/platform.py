@@ -89,6 +89,11 @@ class PlatformChannel(ABC):
         """Handle follow/unfollow-like events; None means "route it as usual"."""
         return None
 
+    def started(self, event: Event) -> None:
+        """This event's turn begins: a platform may show the user it is being answered (LINE's
+        loading animation). Must return at once and never raise."""
+        return None
+
     async def webhook(self, request: Request) -> JSONResponse:
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
@@ -114,6 +119,7 @@ class PlatformChannel(ABC):
         # queued behind its original finds the id taken and is dropped.
         if not await first_deliveries(state.sessions, self.name, [event.event_id]):
             return
+        self.started(event)
         replies = await self.on_special(event, user)
         if replies is None:
             replies = await self.route(user, event.text, event.kind, event.pressed)

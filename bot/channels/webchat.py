@@ -1,7 +1,11 @@
-"""The local web chat: a JSON API used by the page at `/` and by the tests.
+"""The local web chat: the page at `/` and the JSON API it (and the tests) use.
+
+The page arrives with the greeting and its buttons in the browser's language, so a child never
+faces an empty screen, and opening it stores nothing: a conversation begins with the first message.
 
 POST /webchat/messages takes {"user", "text"} and, for a button the page's user pressed,
-"pressed": true (only a pressed "yes" deletes anything, bot/forget.py). Its answer carries
+"pressed": true (only a pressed "yes" deletes anything, bot/forget.py); "language", the page's,
+for a payload sent before the child has written anything. Its answer carries
 "forgotten": true once the user's data was erased, so the page lets go of its own copy too.
 """
 
@@ -11,9 +15,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from bot.identity import user_key
@@ -29,6 +34,18 @@ MAX_USER_CHARS = 128
 MAX_FETCH = 100
 MAX_CURSOR = 2**63 - 1  # the largest id a database stores
 STATIC = Path(__file__).resolve().parent.parent / "static"
+PAGE = Environment(loader=FileSystemLoader(STATIC), autoescape=select_autoescape(["html"]))
+# The page's labels (locales/, like every other sentence).
+LABELS = (
+    "ui_title",
+    "ui_placeholder",
+    "ui_offline",
+    "ui_forget",
+    "ui_send",
+    "ui_quick_exit",
+    "ui_quick_exit_hint",
+)
+ASSETS = {"webchat.js": "text/javascript; charset=utf-8", "webchat.css": "text/css; charset=utf-8"}
 
 
 def _error(message: str, status: int) -> JSONResponse:
@@ -90,6 +107,7 @@ async def post_message(request: Request) -> JSONResponse:
         user_key=user_key(state.settings.user_id_secret, CHANNEL, user),
         text=text,
         pressed=body.get("pressed") is True,  # a button on the page, not typed
+        language=_spoken(state, body.get("language")),
     )
     reply = await state.router.handle(incoming)
     answer: dict[str, Any] = {
@@ -149,24 +167,48 @@ def _json(raw: bytes) -> Any:
     return loads(raw)
 
 
-async def ui_strings(request: Request) -> JSONResponse:
-    """The page's own labels, from locales/ like every other sentence (Thai, then English)."""
-    locales = request.app.state.locales
-
-    def both(name: str) -> str:
-        return " · ".join(locales.render(name, lang, {}).text for lang in ("th", "en"))
-
-    keys = ("title", "placeholder", "offline", "forget")
-    return JSONResponse({key: both(f"ui_{key}") for key in keys})
+def _spoken(state: Any, language: Any) -> str | None:
+    """`language` if it is one we speak, else None."""
+    return language if isinstance(language, str) and language in state.locales.languages else None
 
 
-async def page(_: Request) -> FileResponse:
-    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
+def page_language(state: Any, accept_language: str) -> str:
+    """The browser's first preferred language that we speak (Accept-Language lists them in
+    order), else the default: Thai."""
+    for part in accept_language.split(","):
+        tag = part.split(";")[0].strip().split("-")[0].lower()
+        if _spoken(state, tag):
+            return tag
+    return state.settings.default_language
+
+
+async def page(request: Request) -> HTMLResponse:
+    """The chat with its greeting already on it: nothing to wait for, nothing stored."""
+    state = request.app.state
+    language = page_language(state, request.headers.get("accept-language", ""))
+    html = PAGE.get_template("index.html").render(
+        lang=language,
+        t={name: state.locales.text(name, language) for name in LABELS},
+        greeting=state.locales.say("utter_greet", language, {"channel": CHANNEL}),
+        exit_url=state.settings.webchat_exit_url,
+    )
+    # The words follow the browser's language, so no cache may hand them to another browser.
+    headers = {"Cache-Control": "no-store", "Vary": "Accept-Language"}
+    return HTMLResponse(html, headers=headers)
+
+
+def _asset(name: str) -> Route:
+    """The page's script or style sheet: separate files, so the page needs no inline code (CSP)."""
+
+    async def serve(_: Request) -> FileResponse:
+        return FileResponse(STATIC / name, media_type=ASSETS[name])
+
+    return Route(f"/webchat/{name}", serve, methods=["GET"])
 
 
 routes = [
     Route("/", page, methods=["GET"]),
     Route("/webchat/messages", post_message, methods=["POST"]),
     Route("/webchat/messages", later_messages, methods=["GET"]),
-    Route("/webchat/ui", ui_strings, methods=["GET"]),
+    *[_asset(name) for name in ASSETS],
 ]

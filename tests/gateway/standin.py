@@ -17,6 +17,11 @@ from typing import Any
 
 Handler = Callable[["Call"], tuple[int, Any]]
 
+# LINE calls that show a chat's state and send no message: the loading animation, the read mark.
+LINE_LOADING = "/v2/bot/chat/loading/start"
+LINE_MARK_READ = "/v2/bot/chat/markAsRead"
+LINE_STATUS = (LINE_LOADING, LINE_MARK_READ)
+
 
 @dataclass
 class Call:
@@ -83,6 +88,20 @@ class StandIn:
     def requests(self, path_prefix: str = "") -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.path.startswith(path_prefix)]
+
+    def line_status(self) -> list[Call]:
+        """LINE's loading animations and read marks, in order."""
+        return [c for c in self.requests() if c.path in LINE_STATUS]
+
+    def without_line_status(self) -> list[Call]:
+        """Every recorded call except LINE's loading animations and read marks."""
+        return [c for c in self.requests() if c.path not in LINE_STATUS]
+
+    def answer_line_status(self, status: int | None = None) -> None:
+        """LINE's answers to the loading animation (202) and the read mark (200), or `status`
+        to both, to see that a reply goes out all the same."""
+        self.handlers[("POST", LINE_LOADING)] = lambda call: (status or 202, {})
+        self.handlers[("POST", LINE_MARK_READ)] = lambda call: (status or 200, {})
 
     def wait_for(
         self, predicate: Callable[[list[Call]], bool], timeout: float = 30

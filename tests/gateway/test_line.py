@@ -17,6 +17,7 @@ import hmac
 import io
 import json
 import logging
+import threading
 import time
 import uuid
 
@@ -34,7 +35,7 @@ from bot.message import Button, Outgoing
 from bot.text_split import truncate, utf16_len
 from scripts import line_richmenu
 from tests.gateway.conftest import LINE_SECRET, LINE_TOKEN, ROOT, migrate
-from tests.gateway.standin import Call, StandIn
+from tests.gateway.standin import LINE_LOADING, LINE_MARK_READ, LINE_STATUS, Call, StandIn
 
 REPLY = "/v2/bot/message/reply"
 PUSH = "/v2/bot/message/push"
@@ -122,7 +123,8 @@ class Line:
         return [c for t in tokens for c in calls if c.path == REPLY and token_of(c) == t]
 
     def calls(self) -> list[Call]:
-        return self.api.requests()
+        """What reached the stand-in, but the loading animations and read marks (tested alone)."""
+        return self.api.without_line_status()
 
 
 def reply_ok(call: Call) -> tuple[int, dict]:
@@ -134,6 +136,7 @@ def reply_ok(call: Call) -> tuple[int, dict]:
 def install_handlers(api: StandIn) -> None:
     api.handlers[("POST", REPLY)] = reply_ok
     api.handlers[("POST", PUSH)] = lambda call: (200, {"sentMessages": [{"id": "2"}]})
+    api.answer_line_status()
 
 
 @pytest.fixture
@@ -332,7 +335,8 @@ def test_delete_my_data_from_the_rich_menu_erases_everything_after_a_pressed_yes
 def test_an_expired_reply_token_falls_back_to_a_push(line, locales):
     user, expired = new_user(), new_token("expired")
     line.send(text(user, "hello", expired))
-    calls = line.api.wait_for(lambda calls: any(c.path == PUSH for c in calls))
+    line.api.wait_for(lambda calls: any(c.path == PUSH for c in calls))
+    calls = line.calls()
     expected = bubbles(locales, "en", "utter_greet")
     assert [(c.method, c.path) for c in calls] == [("POST", REPLY), ("POST", PUSH)]
     assert calls[0].json == reply_body(expired, expected)
@@ -343,7 +347,8 @@ def test_an_expired_reply_token_falls_back_to_a_push(line, locales):
 def test_an_event_too_old_for_its_reply_token_is_pushed_without_trying(line, locales):
     user = new_user()
     line.send(text(user, "hello", age_s=120))
-    calls = line.api.wait_for(lambda calls: any(c.path == PUSH for c in calls))
+    line.api.wait_for(lambda calls: any(c.path == PUSH for c in calls))
+    calls = line.calls()
     assert [(c.method, c.path) for c in calls] == [("POST", PUSH)]
     assert calls[0].json == push_body(user, bubbles(locales, "en", "utter_greet"))
 
@@ -545,7 +550,7 @@ def test_a_redelivery_after_a_restart_is_dropped(app_settings, line_api):
             await gateway.post(media(user, "sticker", sentinel))
 
     asyncio.run(scenario())
-    assert [token_of(c) for c in line_api.requests()] == [token, sentinel]
+    assert [token_of(c) for c in line_api.without_line_status()] == [token, sentinel]
 
 
 def test_pushes_are_counted_and_warned_about_at_80_percent(app_settings, line_api, caplog):
@@ -587,6 +592,85 @@ def test_a_push_by_key_uses_the_sealed_address_and_never_reaches_a_blocked_user(
     assert results == [True, False]
     pushes = [c for c in line_api.requests() if c.path == PUSH]
     assert [c.json for c in pushes] == [push_body(user, [{"type": "text", "text": "hi"}])]
+
+
+# -- the child sees their message arrive: the loading animation and "read" ---------------------
+
+
+def read_marked(message: dict, read_token: str) -> dict:
+    """A message event as LINE sends it to a channel that may mark messages read."""
+    message["message"]["markAsReadToken"] = read_token
+    return message
+
+
+def handled(settings: Settings, *events: dict) -> None:
+    """The events through an in-process gateway, until every one is answered (Rasa is
+    unreachable here: text gets the fallback, which is sent like any reply)."""
+
+    async def scenario() -> None:
+        async with Gateway(settings) as gateway:
+            await gateway.post(*events)
+
+    asyncio.run(scenario())
+
+
+def test_a_one_to_one_chat_sees_loading_and_read_before_each_reply(app_settings, line_api):
+    settings = dataclasses.replace(app_settings, rasa_timeout_s=12)
+    user, typed, pressed = new_user(), new_token(), new_token()
+    handled(
+        settings,
+        read_marked(text(user, "hello", typed), "read-1"),
+        postback(user, "/report_help", pressed),  # a button: no message, nothing to mark read
+    )
+    calls = [(c.path, c.json) for c in line_api.requests()]
+    loading = (LINE_LOADING, {"chatId": user, "loadingSeconds": 20})  # Rasa's 12 s + 5, in 5s
+    # The two courtesies go out together; the reply waits for both.
+    assert sorted(calls[:2]) == sorted([loading, (LINE_MARK_READ, {"markAsReadToken": "read-1"})])
+    assert [path for path, _ in calls[2:]] == [REPLY, LINE_LOADING, REPLY]
+    assert calls[3] == loading
+    assert [token_of(c) for c in line_api.requests(REPLY)] == [typed, pressed]
+    status = line_api.line_status()
+    assert all(c.headers["Authorization"] == f"Bearer {LINE_TOKEN}" for c in status)
+
+
+def test_group_and_room_messages_get_no_loading_animation_and_no_read_mark(
+    app_settings, line_api
+):
+    user, sentinel = new_user(), new_token()
+    group = read_marked(text(user, "hello"), "read-group")
+    group["source"] = {"type": "group", "groupId": "C" + uuid.uuid4().hex, "userId": user}
+    room = read_marked(text(user, "hello"), "read-room")
+    room["source"] = {"type": "room", "roomId": "R" + uuid.uuid4().hex, "userId": user}
+    handled(app_settings, group, room, media(user, "sticker", sentinel))
+    assert [c.json["chatId"] for c in line_api.line_status()] == [user]  # the 1:1 sticker only
+    assert [token_of(c) for c in line_api.requests(REPLY)] == [sentinel]
+
+
+@pytest.mark.parametrize("failure", ["error", "hanging"])
+def test_the_reply_goes_out_when_loading_and_read_fail(app_settings, line_api, caplog, failure):
+    caplog.set_level(logging.INFO, logger="bot.channels.line")
+    released = threading.Event()
+    if failure == "error":
+        line_api.answer_line_status(500)
+    else:  # LINE does not answer them: the reply waits for them a few seconds at most
+
+        def hanging(call: Call) -> tuple[int, dict]:
+            released.wait(60)
+            return 202, {}
+
+        for path in LINE_STATUS:
+            line_api.handlers[("POST", path)] = hanging
+    user, token = new_user(), new_token()
+    started = time.monotonic()
+    try:
+        handled(app_settings, read_marked(media(user, "sticker", token), "read-2"))
+        waited_s = time.monotonic() - started
+    finally:
+        released.set()
+    assert [token_of(c) for c in line_api.requests(REPLY)] == [token]
+    assert {c.path for c in line_api.line_status()} == set(LINE_STATUS)
+    assert waited_s < 30  # not held until LINE gives up
+    assert any("loading animation or read mark failed" in r.getMessage() for r in caplog.records)
 
 
 # -- rendering for LINE's limits -----------------------------------------------------------------
