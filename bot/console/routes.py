@@ -24,6 +24,7 @@ from starlette.routing import Route
 from bot.console import auth, policy, views
 from bot.handoff import cases
 from bot.handoff.service import Changed, Handoff, NotAllowed
+from bot.ratelimit import client_address
 from bot.store.handoff_models import Case, Counsellor
 from bot.untrusted import loads, valid_text
 
@@ -107,16 +108,25 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 async def login_submit(request: Request) -> Response:
+    """Per client address (as TRUSTED_PROXIES defines it, bot/ratelimit.py) at most
+    RATE_LOGIN_PER_MIN attempts a minute, refused before any password is checked."""
+    state = request.app.state
     try:
         form = await _form(request)
     except ValueError:
         return Response("form too large", status_code=413)
     language = _language(request, str(form.get("lang") or ""))
     texts = strings(request, language)
+    address = client_address(request.client, state.settings.trusted_proxies)
+    if address is not None and not state.login_limit.hit(address):
+        return _login_page(request, language, texts.get("console_login_too_many"), 429)
     if not auth.same(str(form.get("csrf") or ""), request.cookies.get(auth.LOGIN_CSRF_COOKIE, "")):
         return _login_page(request, language, texts.get("console_login_failed"), 403)
     result = await auth.login(
-        request.app.state.sessions, str(form.get("username") or ""), str(form.get("password") or "")
+        state.sessions,
+        str(form.get("username") or ""),
+        str(form.get("password") or ""),
+        request.client.host if request.client else "",
     )
     if result.token is None:
         key = "console_locked" if result.refused == "locked" else "console_login_failed"
