@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 retention=state.retention,
             )
             state.ip_limit = RateLimiter(settings.rate_ip_per_min)
+            state.login_limit = RateLimiter(settings.rate_login_per_min)
             async with (
                 state.handoff.events.running(),
                 platforms.running(channels, app),
@@ -123,7 +124,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit)],
+        middleware=[
+            Middleware(SecurityHeaders, hsts=settings.console_secure_cookie),
+            Middleware(BodyLimit),
+        ],
     )
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot import proxies
 
 ROOT = Path(__file__).resolve().parent.parent
+# Published in this repository: anyone holding platform user ids could match hashes made with it.
+DEV_USER_ID_SECRET = "dev-only-user-id-secret"
 
 
 # Where the web chat's quick exit goes: a page nobody would wonder about on a shared phone.
@@ -78,6 +81,8 @@ class Settings:
     # address, per minute; 0 turns a limit off.
     rate_user_per_min: int = 20
     rate_ip_per_min: int = 600
+    # Console sign-in attempts per client address per minute (bot/console/routes.py).
+    rate_login_per_min: int = 10
     # Peers whose X-Forwarded-For names the client (bot/proxies.py): the reverse proxies.
     trusted_proxies: tuple[proxies.Network, ...] = proxies.parse(proxies.DEFAULT)
     # The web chat's quick exit (Esc, or its button) replaces the page with this one.
@@ -101,7 +106,7 @@ class Settings:
             rasa_timeout_s=float(_env("RASA_TIMEOUT_S", "4")),
             rasa_max_in_flight=int(_env("RASA_MAX_IN_FLIGHT", "8")),
             nlg_token=_env("NLG_TOKEN", "dev-nlg-token"),
-            user_id_secret=_env("USER_ID_SECRET", "dev-only-user-id-secret"),
+            user_id_secret=_env("USER_ID_SECRET", DEV_USER_ID_SECRET),
             locales_dir=Path(_env("LOCALES_DIR", str(ROOT / "locales"))),
             default_language=_env("DEFAULT_LANGUAGE", "th"),
             line_channel_secret=_env("LINE_CHANNEL_SECRET", ""),
@@ -127,6 +132,7 @@ class Settings:
             retention_days=int(_env("RETENTION_DAYS", "30")),
             rate_user_per_min=int(_env("RATE_USER_PER_MIN", "20")),
             rate_ip_per_min=int(_env("RATE_IP_PER_MIN", "600")),
+            rate_login_per_min=int(_env("RATE_LOGIN_PER_MIN", "10")),
             trusted_proxies=proxies.parse(_env("TRUSTED_PROXIES", proxies.DEFAULT)),
             webchat_exit_url=_web_url("WEBCHAT_EXIT_URL", WEBCHAT_EXIT_URL),
             retention_check_every_s=float(_env("RETENTION_CHECK_EVERY_S", "3600")),
@@ -139,3 +145,26 @@ class Settings:
             ),
             redis_url=_env("REDIS_URL", ""),
         )
+
+
+def unsafe_production(env: Mapping[str, str]) -> str | None:
+    """Why this environment must not start, or None. On PostgreSQL (production) user ids hashed
+    with a missing or published USER_ID_SECRET can be matched by anyone holding platform ids."""
+    if not env.get("DATABASE_URL", "").strip().startswith("postgresql"):
+        return None
+    secret = env.get("USER_ID_SECRET", "").strip()
+    if secret and secret != DEV_USER_ID_SECRET:
+        return None
+    what = "the development value" if secret else "unset or empty"
+    return (
+        f"refusing to start: DATABASE_URL is PostgreSQL (production) and USER_ID_SECRET is {what}."
+        " Set USER_ID_SECRET to a long random secret, the same on every replica, e.g.\n"
+        "  export USER_ID_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+    )
+
+
+def refuse_unsafe_production(env: Mapping[str, str]) -> None:
+    """Stops `make run` (scripts/stack.py) before anything starts, naming what to set."""
+    why = unsafe_production(env)
+    if why:
+        raise SystemExit(why)

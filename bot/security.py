@@ -24,11 +24,14 @@ HEADERS = {
     b"referrer-policy": b"no-referrer",
 }
 NO_STORE = (b"cache-control", b"no-store")
+# With CONSOLE_SECURE_COOKIE=1 (behind https): browsers use only https here for a year.
+HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 
 class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
         self.app = app
+        self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,6 +47,8 @@ class SecurityHeaders:
                 headers += list(ours.items())
                 if private and not any(k == NO_STORE[0] for k, _ in headers):
                     headers.append(NO_STORE)
+                if self.hsts:
+                    headers.append(HSTS)
                 message["headers"] = headers
             await send(message)
 

@@ -17,7 +17,7 @@ if context.config.config_file_name:
 
 url = context.config.get_main_option("sqlalchemy.url") or Settings.from_env().database_url
 ensure_sqlite_dir(url)
-engine = create_engine(sync_url(url))
+engine = create_engine(sync_url(url), hide_parameters=True)  # no row's values in an error
 with engine.connect() as connection:
     context.configure(connection=connection, render_as_batch=True, **alembic_options())
     with context.begin_transaction():

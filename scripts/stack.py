@@ -363,6 +363,10 @@ class Stack:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from bot.config import refuse_unsafe_production
+
+    refuse_unsafe_production(os.environ)
     stack = Stack(
         gateway_host=os.environ.get("GATEWAY_HOST", "127.0.0.1"),
         gateway_port=int(os.environ.get("GATEWAY_PORT", "8000")),

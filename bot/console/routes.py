@@ -21,8 +21,10 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from bot.console import auth, views
-from bot.handoff.service import Handoff, NotAllowed
+from bot.console import auth, policy, views
+from bot.handoff import cases
+from bot.handoff.service import Changed, Handoff, NotAllowed
+from bot.ratelimit import client_address
 from bot.store.handoff_models import Case, Counsellor
 from bot.untrusted import loads, valid_text
 
@@ -106,16 +108,25 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 async def login_submit(request: Request) -> Response:
+    """Per client address (as TRUSTED_PROXIES defines it, bot/ratelimit.py) at most
+    RATE_LOGIN_PER_MIN attempts a minute, refused before any password is checked."""
+    state = request.app.state
     try:
         form = await _form(request)
     except ValueError:
         return Response("form too large", status_code=413)
     language = _language(request, str(form.get("lang") or ""))
     texts = strings(request, language)
+    address = client_address(request.client, state.settings.trusted_proxies)
+    if address is not None and not state.login_limit.hit(address):
+        return _login_page(request, language, texts.get("console_login_too_many"), 429)
     if not auth.same(str(form.get("csrf") or ""), request.cookies.get(auth.LOGIN_CSRF_COOKIE, "")):
         return _login_page(request, language, texts.get("console_login_failed"), 403)
     result = await auth.login(
-        request.app.state.sessions, str(form.get("username") or ""), str(form.get("password") or "")
+        state.sessions,
+        str(form.get("username") or ""),
+        str(form.get("password") or ""),
+        request.client.host if request.client else "",
     )
     if result.token is None:
         key = "console_locked" if result.refused == "locked" else "console_login_failed"
@@ -218,48 +229,100 @@ async def queue_endpoint(request: Request, signed: auth.Signed) -> Response:
         return JSONResponse(await views.queue_view(session, signed.counsellor))
 
 
+# -- one case: every route asks bot/console/policy.py first ------------------------------------
+
+NO_SUCH_CASE = {"error": "no such case"}
+# Why a counsellor who may see the case cannot do this to it now, by the case's state.
+WHY_NOT = {
+    "queued": "console_case_requeued",
+    "assigned": "console_claim_lost",  # only a claim is refused on a case one may see assigned
+    "closed": "console_case_closed",
+}
+
+
+async def _case(request: Request) -> Case | None:
+    async with request.app.state.sessions() as session:
+        return await session.get(Case, _case_id(request))
+
+
+def _refused(
+    request: Request, counsellor: Counsellor, action: policy.Action, case: Case | None
+) -> Response:
+    """404 for a case this counsellor may not see (missing, offered, another's, closed); for one
+    they may see, 409 saying in their language what happened to it (the timer returned it to the
+    queue, a colleague took it, it was closed), so they are told and not left guessing."""
+    if not policy.allowed(counsellor, "summary", case):
+        return JSONResponse(NO_SUCH_CASE, status_code=404)
+    moved = not policy.allowed(counsellor, action, case)  # else it changed and came back
+    key = WHY_NOT.get(case.state, "console_case_changed") if moved else "console_case_changed"
+    text = request.app.state.locales.text(key, _language(request))
+    return JSONResponse({"error": text, "state": case.state}, status_code=409)
+
+
 async def case_endpoint(request: Request, signed: auth.Signed) -> Response:
-    state = request.app.state
+    """The case as this counsellor may see it: the transcript and notes only where the policy
+    allows, and every such read written to the audit log."""
+    state, counsellor = request.app.state, signed.counsellor
     async with state.sessions() as session:
         case = await session.get(Case, _case_id(request))
-        if case is None:
-            return JSONResponse({"error": "no such case"}, status_code=404)
+        if not policy.allowed(counsellor, "summary", case):
+            return JSONResponse(NO_SUCH_CASE, status_code=404)
+        whole = policy.allowed(counsellor, "transcript", case)
         view = await views.case_view(
-            session, state.locales, case, _language(request), state.handoff.wrapups()
+            session, state.locales, case, _language(request), state.handoff.wrapups(), whole
         )
+        if whole:
+            cases.audit(session, counsellor.id, "read_transcript", case.id)
+            await session.commit()
     return JSONResponse(view)
 
 
 async def claim(request: Request, signed: auth.Signed) -> Response:
-    if await request.app.state.handoff.claim(_case_id(request), signed.counsellor):
+    case = await _case(request)
+    if not policy.allowed(signed.counsellor, "claim", case):
+        return _refused(request, signed.counsellor, "claim", case)
+    if await request.app.state.handoff.claim(case.id, signed.counsellor):
         return JSONResponse({"ok": True})
-    return JSONResponse({"error": "someone else took this chat first"}, status_code=409)
+    if await _case(request) is None:
+        return JSONResponse(NO_SUCH_CASE, status_code=404)
+    # A colleague won the race for a case this counsellor saw queued: only that is said.
+    text = request.app.state.locales.text("console_claim_lost", _language(request))
+    return JSONResponse({"error": text}, status_code=409)
 
 
 Act = Callable[[Handoff, int, Counsellor, dict[str, Any]], Awaitable[None]]
 
 
-def _case_action(act: Act) -> Handler:
-    """A POST on one case: the JSON body's fields passed to the handoff service."""
+def _case_action(action: policy.Action, act: Act) -> Handler:
+    """A POST on one case, if the policy allows it: the JSON body's fields passed to the handoff
+    service. If the case moved on between the two (the timer, a colleague, an erasure), the
+    service refuses and the counsellor is told why, as if they had come a moment later."""
 
     async def handler(request: Request, signed: auth.Signed) -> Response:
+        case = await _case(request)
+        if not policy.allowed(signed.counsellor, action, case):
+            return _refused(request, signed.counsellor, action, case)
         body = await _body(request)
-        await act(request.app.state.handoff, _case_id(request), signed.counsellor, body)
+        try:
+            await act(request.app.state.handoff, case.id, signed.counsellor, body)
+        except Changed:
+            return _refused(request, signed.counsellor, action, await _case(request))
         return JSONResponse({"ok": True})
 
     return handler
 
 
-reply = _case_action(lambda h, case, who, body: h.reply(case, who, str(body["text"])))
-note = _case_action(lambda h, case, who, body: h.note(case, who, str(body["text"])))
-close = _case_action(lambda h, case, who, body: h.close(case, who, str(body["wrapup"])))
+reply = _case_action("reply", lambda h, case, who, body: h.reply(case, who, str(body["text"])))
+note = _case_action("note", lambda h, case, who, body: h.note(case, who, str(body["text"])))
+close = _case_action("close", lambda h, case, who, body: h.close(case, who, str(body["wrapup"])))
 transfer = _case_action(
+    "transfer",
     lambda h, case, who, body: h.transfer(
         case,
         who,
         int(body["to"]) if body.get("to") is not None else None,
         str(body.get("note") or ""),
-    )
+    ),
 )
 
 
@@ -271,6 +334,14 @@ async def supervisor(request: Request, _: auth.Signed) -> Response:
 async def audit_log(request: Request, _: auth.Signed) -> Response:
     async with request.app.state.sessions() as session:
         return JSONResponse(await views.audit_view(session))
+
+
+def _event_for(counsellor: Counsellor, event: dict[str, Any]) -> dict[str, Any] | None:
+    """What one console is told: that something changed (it reloads what it may see, through the
+    policy), never which case; a reminder only to the counsellor it is for."""
+    if event.get("type") == "reminder":
+        return event if event.get("counsellor") == counsellor.id else None
+    return {"type": event.get("type", "changed")}
 
 
 async def events(request: Request, signed: auth.Signed) -> Response:
@@ -289,7 +360,9 @@ async def events(request: Request, signed: auth.Signed) -> Response:
                         return
                     yield ": still here\n\n"
                     continue
-                yield f"data: {json.dumps(event)}\n\n"
+                shown = _event_for(signed.counsellor, event)
+                if shown is not None:
+                    yield f"data: {json.dumps(shown)}\n\n"
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

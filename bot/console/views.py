@@ -74,19 +74,30 @@ async def queue_view(session: AsyncSession, counsellor: Counsellor) -> dict[str,
 
 
 async def case_view(
-    session: AsyncSession, locales: Locales, case: Case, language: str, wrapups: list[str]
+    session: AsyncSession,
+    locales: Locales,
+    case: Case,
+    language: str,
+    wrapups: list[str],
+    whole: bool,
 ) -> dict[str, Any]:
+    """One case; the transcript and the counsellors' notes only when `whole` (the policy's
+    "transcript": the holder and supervisors), else only what the child approved."""
     conversation = await session.get(Conversation, case.conversation_id)
     names = await _names(session)
     summary = json.loads(case.summary or "{}")
     stored = summary.get("language") or conversation.language
     child_language = reply_language(None, stored, None, language, locales.languages)
-    transcript = await session.scalars(
-        select(Message).where(Message.conversation_id == case.conversation_id).order_by(Message.id)
-    )
-    notes = await session.scalars(
-        select(CaseNote).where(CaseNote.case_id == case.id).order_by(CaseNote.id)
-    )
+    transcript, notes = [], []
+    if whole:
+        transcript = await session.scalars(
+            select(Message)
+            .where(Message.conversation_id == case.conversation_id)
+            .order_by(Message.id)
+        )
+        notes = await session.scalars(
+            select(CaseNote).where(CaseNote.case_id == case.id).order_by(CaseNote.id)
+        )
     return {
         "case": case_row(case, conversation, names, utcnow()),
         "summary": summary,

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.console import policy
 from bot.handoff import cases, queue
 from bot.handoff.events import Events
 from bot.handoff.relay import Relay
@@ -31,7 +32,12 @@ MAX_REPLY_CHARS = 4000
 
 
 class NotAllowed(Exception):
-    """The counsellor may not do this to this case (not theirs, or not in that state)."""
+    """The request cannot be done as asked (an empty reply, an unknown category or colleague)."""
+
+
+class Changed(NotAllowed):
+    """The case is no longer where the console saw it (back in the queue, closed, transferred,
+    erased): nothing was done, and the console re-reads the case to say why."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +138,7 @@ class Handoff:
     async def claim(self, case_id: int, counsellor: Counsellor) -> bool:
         async with self._sessions() as session:
             case = await session.get(Case, case_id)
-            if case is None or case.state != "queued":
+            if not policy.allowed(counsellor, "claim", case):
                 return False
             if not await cases.claim(session, case, counsellor.id):
                 await session.rollback()
@@ -149,9 +155,9 @@ class Handoff:
         if not text:
             raise NotAllowed("empty reply")
         async with self._sessions() as session:
-            case = await self._own(session, case_id, counsellor)
-            case.child_waiting_since = None
-            case.reminded_at = None
+            case = await self._own(
+                session, case_id, counsellor, "reply", child_waiting_since=None, reminded_at=None
+            )
             cases.audit(session, counsellor.id, "reply", case.id)
             await session.commit()
         await self._relay.send(case.conversation_id, "counsellor", [Outgoing(text=text)])
@@ -162,9 +168,7 @@ class Handoff:
         if not text:
             raise NotAllowed("empty note")
         async with self._sessions() as session:
-            case = await session.get(Case, case_id)
-            if case is None:
-                raise NotAllowed("no such case")
+            case = await self._own(session, case_id, counsellor, "note")
             session.add(CaseNote(case_id=case.id, counsellor_id=counsellor.id, text=text))
             cases.audit(session, counsellor.id, "note", case.id)
             await session.commit()
@@ -176,26 +180,18 @@ class Handoff:
         """Warm transfer to a named colleague (with a note they read first), or to the queue."""
         note = note.strip()[:MAX_REPLY_CHARS]
         async with self._sessions() as session:
-            case = await self._own(session, case_id, counsellor)
+            case = await self._own(session, case_id, counsellor, "transfer")
             target = await session.get(Counsellor, to) if to is not None else None
             if to is not None and (target is None or target.id == case.counsellor_id):
                 raise NotAllowed("no such colleague")
             actor = f"counsellor:{counsellor.id}"
             try:
                 if target is not None:
-                    await cases.move(
-                        session,
-                        case,
-                        "assigned",
-                        actor,
-                        note or None,
-                        target.id,
-                        case.counsellor_id,
-                    )
+                    await cases.move(session, case, "assigned", actor, note or None, target.id)
                 else:
                     await cases.move(session, case, "queued", actor, note or None)
             except cases.TransitionRefused as refused:
-                raise NotAllowed(str(refused)) from None
+                raise Changed(str(refused)) from None
             if note:
                 session.add(CaseNote(case_id=case.id, counsellor_id=counsellor.id, text=note))
             detail = f"to counsellor {target.id}" if target else "to the queue"
@@ -212,9 +208,11 @@ class Handoff:
         if wrapup not in self.wrapups():
             raise NotAllowed("unknown wrap-up category")
         async with self._sessions() as session:
-            case = await self._own(session, case_id, counsellor)
-            case.wrapup = wrapup
-            await cases.move(session, case, "closed", f"counsellor:{counsellor.id}", wrapup)
+            case = await self._own(session, case_id, counsellor, "close", wrapup=wrapup)
+            try:
+                await cases.move(session, case, "closed", f"counsellor:{counsellor.id}", wrapup)
+            except cases.TransitionRefused as refused:  # not reached while `_own` holds the row
+                raise Changed(str(refused)) from None
             cases.audit(session, counsellor.id, "close", case.id, wrapup)
             await session.commit()
         await self._tell(case, "utter_handoff_ended")
@@ -226,12 +224,34 @@ class Handoff:
         table = self._locales.responses.get(self._settings.default_language) or {}
         return [name.removeprefix("wrapup_") for name in table if name.startswith("wrapup_")]
 
-    async def _own(self, session: AsyncSession, case_id: int, counsellor: Counsellor) -> Case:
-        case = await session.get(Case, case_id)
-        if case is None or case.state != "assigned":
-            raise NotAllowed("the case is not open with a counsellor")
-        if case.counsellor_id != counsellor.id and counsellor.role != "supervisor":
-            raise NotAllowed("the case is another counsellor's")
+    async def _own(
+        self,
+        session: AsyncSession,
+        case_id: int,
+        counsellor: Counsellor,
+        action: policy.Action,
+        **values: Any,
+    ) -> Case:
+        """The case, if `counsellor` may still do `action` to it (bot/console/policy.py), held
+        for this transaction: a conditional UPDATE (with `values`) that the no-answer timer, a
+        transfer or an erasure cannot slip past. Changed if any of them came first."""
+        case = await session.get(Case, case_id, populate_existing=True)
+        if not policy.allowed(counsellor, action, case):
+            raise Changed(f"case {case_id} is not open to this counsellor")
+        held = await session.execute(
+            update(Case)
+            .where(
+                Case.id == case.id,
+                Case.state == case.state,
+                Case.counsellor_id == case.counsellor_id,
+            )
+            .values(state=Case.state, **values)
+            .execution_options(synchronize_session=False)
+        )
+        if held.rowcount != 1:
+            raise Changed(f"case {case_id} changed meanwhile")
+        for key, value in values.items():
+            setattr(case, key, value)
         return case
 
     # -- no answer in time ---------------------------------------------------------------------

@@ -42,8 +42,13 @@ def make_engine(url: str) -> AsyncEngine:
     connect_args = {"timeout": 30} if sqlite else {"application_name": "gateway"}
     # A pooled PostgreSQL connection may have been dropped (a restart, a failover): pinged before
     # use. A SQLite file cannot drop, and the ping was one more thread hop per session.
+    # hide_parameters: a database error's message (logged with its traceback) would otherwise
+    # carry the statement's values, i.e. a child's words.
     engine = create_async_engine(
-        async_url(url), pool_pre_ping=not sqlite, connect_args=connect_args
+        async_url(url),
+        pool_pre_ping=not sqlite,
+        connect_args=connect_args,
+        hide_parameters=True,
     )
     if sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_foreign_keys)

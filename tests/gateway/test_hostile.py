@@ -4,9 +4,10 @@ Property-based (hypothesis) against the running `stack`: random bytes, JSON of t
 deep nesting, huge strings, invalid UTF-8, lone surrogates, zero-width and right-to-left
 characters, at the web chat (POST and GET), both platform webhooks (unsigned and correctly
 signed, with structurally valid envelopes whose fields are odd), /nlg with the right token and
-the console's sign-in form. At the end the gateway and Rasa are still up, and the gateway's log
-holds no traceback from anything sent here (a platform event is handled after the webhook has
-answered, so a failure there would be silent otherwise).
+the console's sign-in form, and a second counsellor at every console endpoint of cases that are
+not theirs (a colleague's, an offered and a closed one). At the end the gateway and Rasa are still
+up, and the gateway's log holds no traceback from anything sent here (a platform event is handled
+after the webhook has answered, so a failure there would be silent otherwise).
 
 Then the limits (bot/ratelimit.py, bot/untrusted.py): per user before Rasa, per address for the
 web chat (in-process, with low limits), body size, and that Rasa and the action server listen
@@ -43,7 +44,9 @@ from bot.locales import Locales
 from bot.ratelimit import RateLimiter
 from bot.store.models import Conversation
 from bot.untrusted import MAX_BODY_BYTES
-from tests.gateway.conftest import LINE_SECRET, ROOT, TELEGRAM_SECRET, migrate
+from scripts.counsellor import create
+from tests.gateway.conftest import LINE_SECRET, ROOT, TELEGRAM_SECRET, Console, migrate
+from tests.gateway.test_handoff_flow import ASK, Child
 
 HOSTILE = settings(
     # 60 per property keeps the file at about 3 minutes; HOSTILE_EXAMPLES=1000 searches deeper.
@@ -704,6 +707,125 @@ def test_console_api_with_any_body_from_a_signed_in_counsellor(console, action, 
     )
     page = console.client.get(f"/console/api/cases/{case}")
     assert sent("GET /console/api/cases/*", page).status_code in (200, 400, 404)
+
+
+# -- a second counsellor, on cases that are not theirs (bot/console/policy.py) ---------------------
+
+
+@dataclasses.dataclass
+class NotTheirs:
+    """Cases a second counsellor may not see: one a colleague holds, one the child has not sent
+    (offered), one closed; the words the children said in them; both consoles."""
+
+    cases: dict[str, int]
+    words: list[str]
+    holder: Console
+    other: Console
+
+
+def _signed_in(stack, role: str = "counsellor") -> Console:
+    username, password = f"c{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}"
+    asyncio.run(create(stack.database_url, username, "พี่ฝน", password, role))
+    console = Console(stack.gateway_url)
+    assert console.login(username, password).status_code == 303
+    return console
+
+
+@pytest.fixture(scope="module")
+def not_theirs(stack, http) -> Iterator[NotTheirs]:
+    holder, other = _signed_in(stack), _signed_in(stack)
+    words, cases = [], {}
+    for name in ("held", "offered", "closed"):
+        child, said = Child(stack), f"คำลับของเด็ก {uuid.uuid4().hex[:10]}"
+        words.append(said)
+        child.say(ASK)
+        child.say("/affirm")
+        child.say(said)
+        if name != "offered":
+            child.say("/handoff_agree")
+            [case] = [c for c in holder.get("/console/api/queue")["queued"] if said in c["preview"]]
+            assert holder.post(f"/console/api/cases/{case['id']}/claim").status_code == 200
+            cases[name] = case["id"]
+        else:
+            cases[name] = stack.query_one(
+                "select max(id) from cases where state = 'offered' and child_note = :said",
+                {"said": said},
+            )[0]
+    closed = holder.post(f"/console/api/cases/{cases['closed']}/close", {"wrapup": "other"})
+    assert closed.status_code == 200, closed.text
+    yield NotTheirs(cases, words, holder, other)
+    holder.client.close()
+    other.client.close()
+
+
+@HOSTILE
+@given(
+    which=st.sampled_from(["held", "offered", "closed"]),
+    action=st.sampled_from(["GET", "reply", "note", "close", "transfer", "claim"]),
+    body=st.builds(encode, json_values, encodings)
+    | st.builds(
+        encode,
+        st.fixed_dictionaries(
+            {}, optional={"text": json_values, "wrapup": json_values, "to": json_values}
+        ),
+        encodings,
+    )
+    | st.sampled_from([b'{"text": "hi"}', b'{"wrapup": "other"}', b'{"to": null}']),
+    lang=st.sampled_from(["th", "en", ""]),
+)
+def test_a_second_counsellor_gets_nothing_of_cases_not_theirs(
+    not_theirs, which, action, body, lang
+):
+    """Every endpoint on a colleague's, an offered and a closed case: 404 like a missing case,
+    the same answer whatever is sent, and not a word of the child's."""
+    path = f"/console/api/cases/{not_theirs.cases[which]}"
+    other = not_theirs.other
+    if action == "GET":
+        response = other.client.get(path, params={"lang": lang})
+    else:
+        response = other.client.post(
+            f"{path}/{action}",
+            params={"lang": lang},
+            content=body,
+            headers={"X-CSRF-Token": other.csrf, "content-type": "application/json"},
+        )
+    sent(f"{action} /console/api/cases/<not theirs>", response)
+    assert (response.status_code, response.json()) == (404, {"error": "no such case"})
+    listed = other.client.get("/console/api/queue").text
+    assert not any(word in response.text + listed for word in not_theirs.words)
+
+
+def test_nothing_a_second_counsellor_tried_changed_the_cases(not_theirs, stack):
+    states = dict(
+        stack.query(
+            "select id, state from cases where id in (:a, :b, :c)",
+            dict(zip("abc", not_theirs.cases.values(), strict=True)),
+        )
+    )
+    assert [states[not_theirs.cases[n]] for n in ("held", "offered", "closed")] == [
+        "assigned",
+        "offered",
+        "closed",
+    ]
+    notes = stack.query(
+        "select count(*) from case_notes where case_id in (:a, :b, :c)",
+        dict(zip("abc", not_theirs.cases.values(), strict=True)),
+    )
+    assert notes == [(0,)]
+
+
+def test_the_event_stream_names_no_case_to_another_counsellor(not_theirs, stack):
+    """The colleague's reply is announced to every console as "something changed", never with
+    the case's number."""
+    other = not_theirs.other
+    with other.client.stream("GET", "/console/api/events", timeout=30) as stream:
+        lines = stream.iter_lines()
+        assert next(line for line in lines if line.startswith("retry:"))
+        held = not_theirs.cases["held"]
+        reply = not_theirs.holder.post(f"/console/api/cases/{held}/reply", {"text": "ยังอยู่ไหม"})
+        assert reply.status_code == 200
+        event = json.loads(next(line for line in lines if line.startswith("data:"))[5:])
+    assert event == {"type": "changed"}
 
 
 # -- waiting for events handled after their webhooks ----------------------------------------------

@@ -1,0 +1,224 @@
+"""Sign-in cannot stall the service or lock a counsellor out (bot/console/auth.py, routes.py).
+
+In-process on a migrated SQLite database: failures are counted per username and address, in one
+atomic statement, so someone who knows only a username locks nobody out but themselves; each
+address has a per-minute limit on the form. Against the running `stack` (Rasa and all): 50
+parallel wrong sign-ins while 10 children chat leave the children's p95 within 1.5x of the same
+run without them, and the real counsellor still signs in from elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from bot.app import create_app
+from bot.config import Settings
+from bot.console import auth
+from bot.console.auth import create_counsellor
+from bot.store.db import make_engine, make_sessionmaker
+from bot.store.handoff_models import LoginFailure
+from bot.store.models import utcnow
+from tests.gateway.conftest import ROOT, migrate, postgres_database, require_production
+
+PASSWORD = "the right password"
+
+
+@pytest.fixture
+def login_settings(tmp_path) -> Settings:
+    database_url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    migrate(database_url)
+    return dataclasses.replace(
+        Settings.from_env(),
+        database_url=database_url,
+        tracker_store_url=f"sqlite:///{tmp_path / 'tracker.db'}",
+        rasa_url="http://127.0.0.1:9",
+        user_id_secret="test-secret",
+        locales_dir=ROOT / "locales",
+        default_language="en",
+        line_channel_secret="",
+        line_channel_access_token="",
+        telegram_bot_token="",
+        rate_login_per_min=10,
+    )
+
+
+@contextlib.asynccontextmanager
+async def gateway(settings: Settings) -> AsyncIterator[tuple]:
+    """The app in this loop: (sessions, username, sign_in(address, password) -> status)."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        username = f"c{uuid.uuid4().hex[:8]}"
+        async with app.state.sessions() as session:
+            await create_counsellor(session, username, "พี่ฝน", PASSWORD, "counsellor")
+            await session.commit()
+
+        async def sign_in(address: str, password: str, name: str = username) -> int:
+            transport = httpx.ASGITransport(app=app, client=(address, 40_000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+                form = await client.get("/console/login")
+                csrf = form.text.split('name="csrf" value="')[1].split('"')[0]
+                answer = await client.post(
+                    "/console/login",
+                    data={"username": name, "password": password, "csrf": csrf},
+                )
+                return answer.status_code
+
+        yield app.state.sessions, username, sign_in
+
+
+def test_wrong_passwords_lock_that_address_only(login_settings):
+    async def scenario() -> None:
+        async with gateway(login_settings) as (_, username, sign_in):
+            stranger, counsellor = "203.0.113.66", "198.51.100.20"
+            assert [await sign_in(stranger, "wrong!") for _ in range(5)] == [401] * 5
+            assert await sign_in(stranger, PASSWORD) == 401  # locked there, even with it right
+            assert await sign_in(counsellor, PASSWORD) == 303  # not here
+            # A name that does not exist is counted and locked the same way: nothing to learn.
+            ghost = f"nobody{uuid.uuid4().hex[:6]}"
+            assert [await sign_in(counsellor, "x", ghost) for _ in range(3)] == [401] * 3
+
+    asyncio.run(scenario())
+
+
+def test_each_address_has_a_limit_on_the_form(login_settings):
+    async def scenario() -> None:
+        async with gateway(login_settings) as (_, username, sign_in):
+            flood, other = "203.0.113.77", "198.51.100.21"
+            names = [f"guess{i}" for i in range(10)]  # many usernames from one address
+            assert [await sign_in(flood, "x", name) for name in names] == [401] * 10
+            assert await sign_in(flood, PASSWORD) == 429  # refused before any check
+            assert await sign_in(other, PASSWORD) == 303
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_failures_are_counted_atomically(tmp_path, backend):
+    """Four failures of one pair counted at once on four connections (replicas do that): four
+    counted, none lost, and the fifth locks."""
+
+    async def scenario(url: str) -> None:
+        engine = make_engine(url)
+        sessions = make_sessionmaker(engine)
+        key, now = uuid.uuid4().hex, utcnow()
+
+        async def fail() -> str:
+            async with sessions() as session:
+                refused = await auth._failed(session, key, now)
+                await session.commit()
+                return refused
+
+        try:
+            assert await asyncio.gather(*(fail() for _ in range(4))) == ["failed"] * 4
+            async with sessions() as session:
+                assert await session.scalar(select(LoginFailure.failures)) == 4
+            assert await fail() == "locked"
+        finally:
+            await engine.dispose()
+
+    with contextlib.ExitStack() as cleanup:
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path / 'gateway.db'}"
+        else:
+            require_production()
+            url = cleanup.enter_context(postgres_database("logins"))
+        migrate(url)
+        asyncio.run(scenario(url))
+
+
+def test_a_sign_in_clears_counts_that_no_longer_matter(login_settings):
+    async def scenario() -> None:
+        async with gateway(login_settings) as (sessions, username, sign_in):
+            long_ago = utcnow() - timedelta(hours=1)
+            async with sessions() as session:
+                session.add(LoginFailure(key="a" * 64, failures=3, first_at=long_ago))
+                session.add(
+                    LoginFailure(key="b" * 64, failures=0, first_at=long_ago, locked_until=utcnow())
+                )
+                session.add(LoginFailure(key="c" * 64, failures=2, first_at=utcnow()))
+                await session.commit()
+            assert await sign_in("198.51.100.30", PASSWORD) == 303
+            async with sessions() as session:
+                assert list(await session.scalars(select(LoginFailure.key))) == ["c" * 64]
+
+    asyncio.run(scenario())
+
+
+# -- against the running stack ---------------------------------------------------------------
+
+
+def turns(stack, children: int = 10, each: int = 4) -> list[float]:
+    """Seconds of every web-chat turn of `children` chatting at once, `each` messages each."""
+    words = ["สวัสดีค่ะ", "มีคนขอรูปหนู", "หนูกลัว", "ขอบคุณค่ะ"]
+
+    def child(_: int) -> list[float]:
+        user, took = f"load-{uuid.uuid4().hex[:8]}", []
+        with httpx.Client(base_url=stack.gateway_url, timeout=60) as client:
+            for text in (words * each)[:each]:
+                started = time.perf_counter()
+                answer = client.post("/webchat/messages", json={"user": user, "text": text})
+                took.append(time.perf_counter() - started)
+                assert answer.status_code == 200 and answer.json()["messages"]
+        return took
+
+    with concurrent.futures.ThreadPoolExecutor(children) as pool:
+        return [t for times in pool.map(child, range(children)) for t in times]
+
+
+def p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20)[-1]
+
+
+def flood(stack, username: str, address: str, times: int = 50) -> list[int]:
+    """`times` wrong sign-ins at once from `address`, as a script would send them: one form
+    fetched for its CSRF token, then every POST in parallel."""
+    headers = {"X-Forwarded-For": address}  # the stack trusts 127.0.0.1 as a proxy
+    limits = httpx.Limits(max_connections=times)
+    with httpx.Client(base_url=stack.gateway_url, timeout=60, limits=limits) as client:
+        csrf = client.get("/console/login").cookies["console_csrf"]
+        headers["cookie"] = f"console_csrf={csrf}"
+        data = {"username": username, "password": "wrong password!", "csrf": csrf}
+
+        def attempt(_: int) -> int:
+            return client.post("/console/login", data=data, headers=headers).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(times) as pool:
+            return list(pool.map(attempt, range(times)))
+
+
+def test_a_sign_in_flood_neither_slows_children_nor_locks_the_counsellor_out(
+    stack, new_counsellor, capsys
+):
+    from tests.gateway.conftest import Console
+
+    turns(stack, children=10, each=1)  # warm up
+    for _ in range(2):  # one re-measure (the machine is shared), of a fresh account and attacker
+        username, password = new_counsellor()
+        attacker = f"203.0.113.{uuid.uuid4().int % 200 + 1}"
+        quiet = p95(turns(stack))
+        with concurrent.futures.ThreadPoolExecutor(1) as attack:
+            flooding = attack.submit(flood, stack, username, attacker)
+            loaded = p95(turns(stack))
+            statuses = flooding.result()
+        with capsys.disabled():
+            print(f"\nchildren's p95: {quiet * 1000:.0f} ms quiet, {loaded * 1000:.0f} ms flooded")
+        if loaded <= 1.5 * quiet:
+            break
+    assert loaded <= 1.5 * quiet, (quiet, loaded)
+    assert set(statuses) <= {401, 429} and statuses.count(429) >= 40, statuses
+
+    real = Console(stack.gateway_url)
+    real.client.headers["X-Forwarded-For"] = "198.51.100.20"
+    assert real.login(username, password).status_code == 303
