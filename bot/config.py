@@ -68,6 +68,11 @@ class Settings:
     rate_ip_per_min: int = 600
     # Peers whose X-Forwarded-For names the client (bot/proxies.py): the reverse proxies.
     trusted_proxies: tuple[proxies.Network, ...] = proxies.parse(proxies.DEFAULT)
+    # Health (bot/health.py): the action server's address, and how often and how patiently every
+    # part is probed for /healthz and the circuit breaker in front of Rasa.
+    action_url: str = "http://127.0.0.1:5055"
+    health_probe_every_s: float = 2.0
+    health_probe_timeout_s: float = 3.0
 
     @property
     def line_enabled(self) -> bool:
@@ -123,4 +128,7 @@ class Settings:
                 else f"sqlite:///{_env('TRACKER_DB', str(ROOT / 'var' / 'rasa_tracker.db'))}",
             ),
             redis_url=_env("REDIS_URL", ""),
+            action_url=_env("ACTION_URL", f"http://127.0.0.1:{_env('ACTION_PORT', '5055')}"),
+            health_probe_every_s=float(_env("HEALTH_PROBE_EVERY_S", "2")),
+            health_probe_timeout_s=float(_env("HEALTH_PROBE_TIMEOUT_S", "3")),
         )

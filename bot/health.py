@@ -1,0 +1,202 @@
+"""What the gateway knows of each part of the stack, and since when: for `/healthz`, for the
+circuit breaker in front of Rasa (bot/rasa_client.py) and for the console's banner.
+
+Every part is probed every `every_s` seconds (a cheap GET, `SELECT 1` or PING), never per
+request, so `/healthz` costs nothing and a hung part is noticed even while no child writes. A part
+is down at once when nothing listens (connection refused: killed, restarting, still loading), and
+after `FAILURES_TO_DOWN` failed probes in a row when it answers wrongly or too slowly (hung): one
+slow answer under load is not an outage. A failed turn at Rasa wakes the prober at once.
+
+Without Rasa, the action server, the database or Redis (Rasa's lock store, where set) the bot
+cannot give real answers: the stack is degraded, `/healthz` says 503, the console shows a banner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from bot.config import Settings
+from bot.store.models import as_utc, utcnow
+
+log = logging.getLogger(__name__)
+
+UP, DOWN, UNKNOWN = "up", "down", "unknown"
+FAILURES_TO_DOWN = 2
+BEHIND_RASA = ("rasa", "actions")  # a turn sent while one of these is down cannot be answered
+
+
+class Refused(Exception):
+    """Nothing listens: the part is down, no need to ask twice."""
+
+
+Probe = Callable[[], Awaitable[None]]  # returns when the part is up; raises otherwise
+
+
+@dataclass
+class Part:
+    state: str = UNKNOWN
+    since: datetime = field(default_factory=utcnow)
+    failures: int = 0  # failed probes in a row
+    problem: str | None = None
+
+    def view(self) -> dict[str, Any]:
+        since = as_utc(self.since).isoformat()
+        return {"state": self.state, "since": since, "problem": self.problem}
+
+
+class Health:
+    def __init__(self, probes: dict[str, Probe], every_s: float = 2.0, timeout_s: float = 3.0):
+        self._probes = probes
+        self._every_s = every_s
+        self._timeout_s = timeout_s
+        self._wake = asyncio.Event()
+        self.parts = {"gateway": Part(UP), **{name: Part() for name in probes}}
+        self.failsafe_answers = 0  # since the bot was last ready
+
+    # -- what is known -----------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """The bot can give real answers: every part is up."""
+        return all(part.state == UP for part in self.parts.values())
+
+    def degraded_since(self) -> datetime | None:
+        down = [p.since for p in self.parts.values() if p.state != UP]
+        return min(down) if down else None
+
+    def down(self, names: tuple[str, ...] = BEHIND_RASA) -> str | None:
+        """The first of `names` known to be down: the breaker is open."""
+        return next((n for n in names if n in self.parts and self.parts[n].state == DOWN), None)
+
+    def report(self) -> dict[str, Any]:
+        since = self.degraded_since()
+        return {
+            "ready": self.ready,
+            "degraded_since": as_utc(since).isoformat() if since else None,
+            "failsafe_answers": self.failsafe_answers,
+            "parts": {name: part.view() for name, part in self.parts.items()},
+        }
+
+    # -- what happens ------------------------------------------------------------------------------
+
+    def turn_failed(self) -> None:
+        """A turn at Rasa failed: look again now rather than at the next round."""
+        self.failsafe_answers += 1
+        self._wake.set()
+
+    def turn_refused(self) -> None:
+        """A turn got the fail-safe without asking Rasa (the breaker is open)."""
+        self.failsafe_answers += 1
+
+    async def probe(self, name: str) -> None:
+        part, was_ready = self.parts[name], self.ready
+        try:
+            await asyncio.wait_for(self._probes[name](), self._timeout_s)
+        except Refused as refused:
+            self._set(name, part, DOWN, str(refused) or "refused")
+        except Exception as error:  # any failure of any probe is this part's problem, not ours
+            part.failures += 1
+            if part.state != DOWN and part.failures >= FAILURES_TO_DOWN:
+                self._set(name, part, DOWN, type(error).__name__)
+            else:
+                part.problem = type(error).__name__
+        else:
+            part.failures = 0
+            self._set(name, part, UP, None)
+        if was_ready != self.ready:
+            self.failsafe_answers = 0
+            log.warning("the bot %s", "gives real answers again" if self.ready else "is degraded")
+
+    def _set(self, name: str, part: Part, state: str, problem: str | None) -> None:
+        part.problem = problem
+        if part.state != state:
+            if state == DOWN or part.state == DOWN:
+                log.warning("%s is %s (%s)", name, state, problem or "ok")
+            part.state, part.since = state, utcnow()
+
+    async def probe_all(self) -> None:
+        await asyncio.gather(*(self.probe(name) for name in self._probes))
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Probes while the app lives; the first round is done before the app serves."""
+
+        async def loop() -> None:
+            while True:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._every_s)
+                self._wake.clear()
+                await self.probe_all()
+
+        await self.probe_all()
+        task = asyncio.create_task(loop())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+# -- the probes ------------------------------------------------------------------------------------
+
+
+def http_probe(client: httpx.AsyncClient, url: str) -> Probe:
+    async def probe() -> None:
+        try:
+            response = await client.get(url)
+        except httpx.ConnectError as error:
+            raise Refused(type(error).__name__) from error
+        response.raise_for_status()
+
+    return probe
+
+
+def database_probe(sessions: async_sessionmaker) -> Probe:
+    async def probe() -> None:
+        async with sessions() as session:
+            await session.execute(text("SELECT 1"))
+
+    return probe
+
+
+def redis_probe(client: Any) -> Probe:
+    async def probe() -> None:
+        await client.ping()
+
+    return probe
+
+
+@contextlib.asynccontextmanager
+async def monitoring(settings: Settings, sessions: async_sessionmaker) -> AsyncIterator[Health]:
+    """The gateway's Health, probing the stack of `settings` while the app lives."""
+    # A new connection per probe: a kept-alive one to a Rasa since restarted proves nothing.
+    async with httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0)) as client:
+        probes = {
+            "rasa": http_probe(client, settings.rasa_url.rstrip("/") + "/"),
+            "actions": http_probe(client, settings.action_url.rstrip("/") + "/health"),
+            "database": database_probe(sessions),
+        }
+        redis_client = None
+        if settings.redis_url:
+            import redis.asyncio as redis
+
+            redis_client = redis.from_url(settings.redis_url)
+            probes["redis"] = redis_probe(redis_client)
+        health = Health(probes, settings.health_probe_every_s, settings.health_probe_timeout_s)
+        try:
+            async with health.running():
+                yield health
+        finally:
+            if redis_client is not None:
+                await redis_client.aclose()
