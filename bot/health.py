@@ -3,9 +3,11 @@ circuit breaker in front of Rasa (bot/rasa_client.py) and for the console's bann
 
 Every part is probed every `every_s` seconds (a cheap GET, `SELECT 1` or PING), never per
 request, so `/healthz` costs nothing and a hung part is noticed even while no child writes. A part
-is down at once when nothing listens (connection refused: killed, restarting, still loading), and
-after `FAILURES_TO_DOWN` failed probes in a row when it answers wrongly or too slowly (hung): one
-slow answer under load is not an outage. A failed turn at Rasa wakes the prober at once.
+is down at once when nothing listens (connection refused: killed, restarting, still loading). One
+that answers wrongly or too slowly is down only when it has failed `FAILURES_TO_DOWN` probes in a
+row over at least `hung_after_s` (RASA_TIMEOUT_S by default: what a turn would wait anyway), and
+Rasa not while it still answers turns: a Rasa busy under load, or compiling its first inference,
+is slow, not hung. A failed turn at Rasa wakes the prober at once.
 
 Without Rasa, the action server, the database or Redis (Rasa's lock store, where set) the bot
 cannot give real answers: the stack is degraded, `/healthz` says 503, the console shows a banner.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,6 +50,7 @@ class Part:
     state: str = UNKNOWN
     since: datetime = field(default_factory=utcnow)
     failures: int = 0  # failed probes in a row
+    failing_since: float | None = None  # time.monotonic() of the first of them
     problem: str | None = None
 
     def view(self) -> dict[str, Any]:
@@ -55,10 +59,17 @@ class Part:
 
 
 class Health:
-    def __init__(self, probes: dict[str, Probe], every_s: float = 2.0, timeout_s: float = 3.0):
+    def __init__(
+        self,
+        probes: dict[str, Probe],
+        every_s: float = 2.0,
+        timeout_s: float = 3.0,
+        hung_after_s: float = 0.0,
+    ) -> None:
         self._probes = probes
         self._every_s = every_s
         self._timeout_s = timeout_s
+        self._hung_after_s = hung_after_s
         self._wake = asyncio.Event()
         self.parts = {"gateway": Part(UP), **{name: Part() for name in probes}}
         self.failsafe_answers = 0  # since the bot was last ready
@@ -94,6 +105,12 @@ class Health:
         self.failsafe_answers += 1
         self._wake.set()
 
+    def turn_answered(self) -> None:
+        """Rasa answered a turn: whatever its probes say, it is not hung."""
+        rasa = self.parts.get("rasa")
+        if rasa is not None and rasa.state == UP:
+            rasa.failures, rasa.failing_since = 0, None
+
     def turn_refused(self) -> None:
         """A turn got the fail-safe without asking Rasa (the breaker is open)."""
         self.failsafe_answers += 1
@@ -105,13 +122,18 @@ class Health:
         except Refused as refused:
             self._set(name, part, DOWN, str(refused) or "refused")
         except Exception as error:  # any failure of any probe is this part's problem, not ours
+            now = time.monotonic()
             part.failures += 1
-            if part.state != DOWN and part.failures >= FAILURES_TO_DOWN:
+            part.failing_since = part.failing_since or now
+            hung = (
+                part.failures >= FAILURES_TO_DOWN and now - part.failing_since >= self._hung_after_s
+            )
+            if part.state != DOWN and hung:
                 self._set(name, part, DOWN, type(error).__name__)
             else:
                 part.problem = type(error).__name__
         else:
-            part.failures = 0
+            part.failures, part.failing_since = 0, None
             self._set(name, part, UP, None)
         if was_ready != self.ready:
             self.failsafe_answers = 0
@@ -193,7 +215,12 @@ async def monitoring(settings: Settings, sessions: async_sessionmaker) -> AsyncI
 
             redis_client = redis.from_url(settings.redis_url)
             probes["redis"] = redis_probe(redis_client)
-        health = Health(probes, settings.health_probe_every_s, settings.health_probe_timeout_s)
+        health = Health(
+            probes,
+            settings.health_probe_every_s,
+            settings.health_probe_timeout_s,
+            settings.health_hung_after_s,
+        )
         try:
             async with health.running():
                 yield health

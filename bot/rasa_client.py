@@ -78,11 +78,14 @@ class RasaClient:
             self._health.turn_refused()
             raise RasaUnavailable(f"{down} is down")
         try:
-            return await self._send(body)
+            answer = await self._send(body)
         except RasaUnavailable:
             if self._health is not None:
                 self._health.turn_failed()
             raise
+        if self._health is not None:
+            self._health.turn_answered()
+        return answer
 
     async def _send(self, body: dict[str, Any]) -> list[Outgoing]:
         started = time.monotonic()

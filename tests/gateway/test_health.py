@@ -167,3 +167,25 @@ async def _a_failed_turn_wakes_the_prober_at_once() -> None:
                 break
             await asyncio.sleep(0.02)
     assert probes == 2  # not in 60 s: now
+
+
+def test_slow_is_hung_only_after_hung_after_s_and_not_while_turns_are_answered() -> None:
+    asyncio.run(_slow_is_hung_only_after_hung_after_s())
+
+
+async def _slow_is_hung_only_after_hung_after_s() -> None:
+    rasa = Switch()
+    health = Health({"rasa": rasa}, every_s=60, hung_after_s=0.5)
+    await health.probe_all()
+    rasa.error = asyncio.TimeoutError()  # busy: its first inference, or a crowd
+    for _ in range(3):
+        await health.probe("rasa")
+    assert health.parts["rasa"].state == UP  # three failures, but all within 0.5 s
+    await asyncio.sleep(0.5)
+    health.turn_answered()  # a turn came back meanwhile: slow, not hung
+    await health.probe("rasa")
+    await health.probe("rasa")
+    assert health.parts["rasa"].state == UP  # failing again, but only since the answer
+    await asyncio.sleep(0.5)
+    await health.probe("rasa")
+    assert health.down() == "rasa"
