@@ -1,12 +1,15 @@
 """What the gateway knows of each part (bot/health.py) and the circuit breaker it opens in front of
 Rasa (bot/rasa_client.py), on local stand-ins: a part nothing listens on is down at once, a hung
 one after two failed probes, and while either Rasa or the action server is down a turn gets the
-fail-safe at once and never reaches Rasa; found up again, the breaker closes by itself."""
+fail-safe at once and never reaches Rasa; found up again, the breaker closes by itself. Then the
+gateway itself with nothing behind it: /healthz, and the fail-safe's "talk to a person"."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,10 +18,16 @@ import httpx
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from sqlalchemy import select
 
+from bot.app import create_app
+from bot.config import Settings
 from bot.health import DOWN, UP, Health, Refused, http_probe
 from bot.rasa_client import RasaClient, RasaUnavailable
+from bot.store.handoff_models import Case
 from scripts.stack import free_port
+from tests.gateway.conftest import ROOT, migrate
+from tests.gateway.test_handoff_flow import said
 from tests.gateway.test_rasa_client import SlowRasa
 
 
@@ -189,3 +198,66 @@ async def _slow_is_hung_only_after_hung_after_s() -> None:
     await asyncio.sleep(0.5)
     await health.probe("rasa")
     assert health.down() == "rasa"
+
+
+# -- the gateway in-process, with nothing behind it ---------------------------------------------
+
+
+def test_without_rasa_healthz_says_503_and_the_failsafe_person_button_queues_a_case(
+    tmp_path, locales
+) -> None:
+    database_url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    migrate(database_url)
+    settings = dataclasses.replace(
+        Settings.from_env(),
+        database_url=database_url,
+        rasa_url=f"http://127.0.0.1:{free_port()}",  # nothing listens: Rasa is down
+        action_url=f"http://127.0.0.1:{free_port()}",
+        redis_url="",
+        user_id_secret="test-secret",
+        locales_dir=ROOT / "locales",
+        line_channel_secret="",
+        telegram_bot_token="",
+    )
+    asyncio.run(_without_rasa(settings, locales))
+
+
+async def _without_rasa(settings: Settings, locales) -> None:  # noqa: ANN001 (Locales)
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gateway"
+        ) as client,
+    ):
+        assert (await client.get("/livez")).status_code == 200
+        health = await client.get("/healthz")
+        assert health.status_code == 503
+        parts = health.json()["parts"]
+        assert {n: p["state"] for n, p in parts.items()} == {
+            "gateway": "up",
+            "rasa": "down",
+            "actions": "down",
+            "database": "up",
+        }
+
+        async def say(text: str) -> dict:
+            response = await client.post("/webchat/messages", json={"user": "k", "text": text})
+            assert response.status_code == 200
+            return response.json()
+
+        words = "someone online is threatening me"
+        fallback = await say(words)
+        assert [m["text"] for m in fallback["messages"]] == [
+            locales.render("utter_fallback", "en", {}).text
+        ]
+        offered = await say("/talk_to_human")  # the fallback's button
+        assert offered["mode"] == "offered"
+        assert said(locales, "utter_handoff_summary", "en", offered["messages"][0]["text"])
+        assert (await say("/handoff_agree"))["mode"] == "queued"
+        async with app.state.sessions() as session:
+            case = (await session.scalars(select(Case))).one()
+        assert case.state == "queued" and not case.urgent
+        summary = json.loads(case.summary)
+        assert summary["recent_words"] == [words] and summary["language"] == "en"
+        assert (await client.get("/healthz")).json()["failsafe_answers"] == 2
