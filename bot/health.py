@@ -72,7 +72,9 @@ class Health:
         self._hung_after_s = hung_after_s
         self._wake = asyncio.Event()
         self.parts = {"gateway": Part(UP), **{name: Part() for name in probes}}
-        self.failsafe_answers = 0  # since the bot was last ready
+        # Turns Rasa did not answer (the fail-safe, or its "talk to a person") since the bot was
+        # last ready or last became degraded.
+        self.failsafe_answers = 0
 
     # -- what is known -----------------------------------------------------------------------------
 

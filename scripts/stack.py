@@ -357,18 +357,14 @@ class Stack:
         env["TRACKER_STORE_URL"] = tracker_store_url(env)
         return env
 
-    def launch(self, names: tuple[str, ...] = ("actions", "gateway", "rasa"), **how) -> None:
-        """Starts `names` without waiting for them (`how`: Process.start's keywords)."""
+    def start(
+        self, names: tuple[str, ...] = ("actions", "gateway", "rasa"), timeout: float = 180
+    ) -> None:
         env = self.env()
         if "rasa" in names:
             write_endpoints(self.endpoints_file, env)
         for name in names:
-            self.processes[name].start(env, **how)
-
-    def start(
-        self, names: tuple[str, ...] = ("actions", "gateway", "rasa"), timeout: float = 180
-    ) -> None:
-        self.launch(names)
+            self.processes[name].start(env)
         self.wait(names, timeout)
 
     def wait(self, names: tuple[str, ...], timeout: float) -> None:

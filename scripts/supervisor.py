@@ -124,6 +124,8 @@ class Supervisor:
         if now - watch.started_at >= self.policy.reset_after_s:
             watch.restarts = 0
         if process.healthy(self.policy.health_timeout_s):
+            if not watch.healthy_since_start:
+                self.say(f"{name} is up ({now - watch.started_at:.0f} s after its start)")
             watch.healthy_since_start = True
             watch.failing_since = None
             return

@@ -142,6 +142,7 @@ def test_a_hung_process_is_killed_and_replaced(tmp_path, clock, stopped):
     supervisor, said = supervised({"hung": hung}, clock)
     until(hung.healthy)
     supervisor.check()
+    assert said == ["hung is up (0 s after its start)"]
     first = hung.popen.pid
     os.kill(first, signal.SIGSTOP)
     supervisor.check()  # failing from now
