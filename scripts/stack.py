@@ -283,8 +283,8 @@ class Stack:
                     "scripts.rasa_server",  # Rasa with cheap schema checks: see that module
                     "run",
                     "--enable-api",
-                    "--auth-token",
-                    self.rasa_token,
+                    # one argument: a token starting with "-" would be read as an option
+                    f"--auth-token={self.rasa_token}",
                     "-i",
                     "127.0.0.1",
                     "-p",
