@@ -16,6 +16,7 @@ from tests.gateway.test_console_browser import (  # noqa: F401 (browser: the fix
     VIEWPORT,
     browser,
     template,
+    wait_until,
 )
 from tests.gateway.test_trusted_proxies import lone_gateway
 
@@ -57,8 +58,8 @@ def test_supervisors_see_the_degraded_banner_counsellors_do_not(tmp_path, locale
         assert "3 ครั้ง" in text and locales.text("console_part_rasa", "th") in text
         assert "{" not in text
         supervisor.click('[data-testid="lang-en"]')
-        supervisor.wait_for_function(
-            "document.querySelector('#degraded-text').textContent.startsWith('Since')"
+        wait_until(
+            "the banner in English", lambda: banner.text_content().strip().startswith("Since")
         )
         assert template(locales, "console_degraded", "en").match(banner.text_content().strip())
 
