@@ -18,10 +18,12 @@ from starlette.routing import Route
 from bot.address import AddressBook
 from bot.channels import platforms, webchat
 from bot.config import Settings
+from bot.console import banner
 from bot.console import routes as console
 from bot.handoff.events import Events
 from bot.handoff.relay import Relay
 from bot.handoff.service import Handoff
+from bot.health import monitoring
 from bot.inbox import Inbox
 from bot.locales import Locales
 from bot.nlg import nlg_endpoint
@@ -36,8 +38,16 @@ from bot.untrusted import BodyLimit
 log = logging.getLogger(__name__)
 
 
-async def health(_: Request) -> JSONResponse:
+async def alive(_: Request) -> JSONResponse:
+    """Liveness: the gateway process answers (what the supervisor of `make run` watches)."""
     return JSONResponse({"ok": True})
+
+
+async def health(request: Request) -> JSONResponse:
+    """Readiness: every part with its state and since when; 503 while no real answers can be
+    given (the fail-safe still can: bot/health.py)."""
+    monitor = request.app.state.health
+    return JSONResponse(monitor.report(), status_code=200 if monitor.ready else 503)
 
 
 @contextlib.asynccontextmanager
@@ -67,15 +77,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
+        sessions = make_sessionmaker(engine)
         async with (
             httpx.AsyncClient() as client,
+            monitoring(settings, sessions) as health,
             RasaClient(
-                settings.rasa_url, settings.rasa_timeout_s, settings.rasa_max_in_flight
+                settings.rasa_url, settings.rasa_timeout_s, settings.rasa_max_in_flight, health
             ) as rasa,
         ):
             state = app.state
             state.settings = settings
-            state.sessions = make_sessionmaker(engine)
+            state.sessions = sessions
+            state.health = health
             state.locales = Locales(settings.locales_dir)
             state.inbox = Inbox()
             state.addresses = AddressBook(settings.user_id_secret)
@@ -115,10 +128,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     channels = platforms.enabled(settings)
     routes = [
+        Route("/livez", alive, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
         Route("/nlg", nlg_endpoint, methods=["POST"]),
         *webchat.routes,
         *console.routes,
+        *banner.routes,
         *[Route(f"/webhooks/{c.name}", c.webhook, methods=["POST"]) for c in channels],
     ]
     return Starlette(

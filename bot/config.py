@@ -87,6 +87,13 @@ class Settings:
     trusted_proxies: tuple[proxies.Network, ...] = proxies.parse(proxies.DEFAULT)
     # The web chat's quick exit (Esc, or its button) replaces the page with this one.
     webchat_exit_url: str = WEBCHAT_EXIT_URL
+    # Health (bot/health.py): the action server's address, and how often and how patiently every
+    # part is probed for /healthz and the circuit breaker in front of Rasa, and how long a part
+    # that answers too slowly may go on failing before it counts as hung.
+    action_url: str = "http://127.0.0.1:5055"
+    health_probe_every_s: float = 2.0
+    health_probe_timeout_s: float = 3.0
+    health_hung_after_s: float = 4.0
 
     @property
     def line_enabled(self) -> bool:
@@ -144,6 +151,10 @@ class Settings:
                 else f"sqlite:///{_env('TRACKER_DB', str(ROOT / 'var' / 'rasa_tracker.db'))}",
             ),
             redis_url=_env("REDIS_URL", ""),
+            action_url=_env("ACTION_URL", f"http://127.0.0.1:{_env('ACTION_PORT', '5055')}"),
+            health_probe_every_s=float(_env("HEALTH_PROBE_EVERY_S", "2")),
+            health_probe_timeout_s=float(_env("HEALTH_PROBE_TIMEOUT_S", "3")),
+            health_hung_after_s=float(_env("HEALTH_HUNG_AFTER_S", _env("RASA_TIMEOUT_S", "4"))),
         )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from bot import forget
+from bot import failsafe, forget
 from bot.handoff.relay import stored
 from bot.handoff.service import Handoff
 from bot.language import reply_language, written
@@ -164,6 +164,10 @@ class Router:
         except RasaUnavailable as exc:
             log.warning("rasa unavailable (%s); answering with the fallback", exc)
             messages = []
+            await failsafe.remember_language(self._sessions, conversation, text)
+            if text == failsafe.PERSON:  # the fallback's own button: a person, without Rasa
+                summary = failsafe.handoff_summary(language)
+                messages = [Outgoing(text="", custom={"handoff": summary})]
         await words
         resolved: list[Outgoing] = []
         for message in messages:

@@ -1,8 +1,13 @@
 """Starts the Rasa server, the action server and the gateway; waits for each; stops them together.
 
-Used by `make run` (foreground, Ctrl-C stops all three) and by the end-to-end tests (each test run
-gets its own ports and databases). Runs with the gateway's Python; Rasa runs from its own
-environment (.venv/engine), see DESIGN.md.
+Used by `make run` (foreground; scripts/supervisor.py restarts whichever process exits or hangs,
+Ctrl-C stops all three) and by the end-to-end tests (each test run gets its own ports and
+databases; `Stack.start`/`stop` without supervision). Runs with the gateway's Python; Rasa runs
+from its own environment (.venv/engine), see DESIGN.md.
+
+A started stack is one whose gateway is ready (`/healthz` 200: it sees Rasa and the action server
+up, so the next message gets a real answer), not only one whose processes answer their own
+health checks; the gateway alone is alive when `/livez` answers.
 
 Rasa's endpoints are written at each start into `<var>/endpoints.yml` from the environment
 (README, Configuration): the tracker store from TRACKER_STORE_URL, else the gateway's DATABASE_URL
@@ -14,6 +19,7 @@ commands (`make story-test`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import secrets
@@ -24,12 +30,18 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import yaml
 from sqlalchemy.engine import make_url
+
+if __package__ in (None, ""):  # `python scripts/stack.py` (make run): import as the tests do
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts.supervisor import Policy, Supervisor, die_with_parent  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE_BIN = ROOT / ".venv" / "engine" / "bin"
@@ -161,6 +173,15 @@ def free_port() -> int:
     raise RuntimeError(f"no free port between {low} and {high}")
 
 
+def answers(url: str, timeout: float = 2) -> bool:
+    """True when `url` answers 200 within `timeout` seconds."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 @dataclass
 class Process:
     name: str
@@ -169,7 +190,7 @@ class Process:
     log: Path
     popen: subprocess.Popen | None = None
 
-    def start(self, env: dict[str, str]) -> None:
+    def start(self, env: dict[str, str], preexec: Callable[[], None] | None = None) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             self.popen = subprocess.Popen(
@@ -178,18 +199,19 @@ class Process:
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True,  # its own process group: stopped with all it started
+                preexec_fn=preexec,
             )
 
-    def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.health_url, timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+    def healthy(self, timeout: float = 2) -> bool:
+        return answers(self.health_url, timeout)
 
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
+
+    def exit_status(self) -> int | None:
+        """The exit code, or minus the signal that ended it; None while it runs."""
+        return None if self.popen is None else self.popen.poll()
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of the log, so a failure names its cause where it is reported (CI)."""
@@ -198,15 +220,26 @@ class Process:
         except OSError:
             return "(no log)"
 
+    def _signal(self, number: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, number)
+
+    def kill(self) -> None:
+        """At once, with everything it started (a hung process would not listen to SIGTERM)."""
+        if not self.alive():
+            return
+        self._signal(signal.SIGKILL)
+        self.popen.wait()
+
     def stop(self) -> None:
         if not self.alive():
             return
-        os.killpg(self.popen.pid, signal.SIGTERM)
+        self._signal(signal.SIGTERM)
+        self._signal(signal.SIGCONT)  # a stopped (SIGSTOP) process acts on SIGTERM only now
         try:
             self.popen.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait()
+            self.kill()
 
 
 @dataclass
@@ -250,8 +283,8 @@ class Stack:
                     "scripts.rasa_server",  # Rasa with cheap schema checks: see that module
                     "run",
                     "--enable-api",
-                    "--auth-token",
-                    self.rasa_token,
+                    # one argument: a token starting with "-" would be read as an option
+                    f"--auth-token={self.rasa_token}",
                     "-i",
                     "127.0.0.1",
                     "-p",
@@ -283,7 +316,7 @@ class Stack:
             "gateway": Process(
                 "gateway",
                 [str(GATEWAY_PYTHON), "-m", "bot.app"],
-                f"http://127.0.0.1:{self.gateway_port}/healthz",
+                f"http://127.0.0.1:{self.gateway_port}/livez",
                 logs / "gateway.log",
             ),
         }
@@ -335,6 +368,8 @@ class Stack:
         self.wait(names, timeout)
 
     def wait(self, names: tuple[str, ...], timeout: float) -> None:
+        """Until each of `names` answers its health check and then, when all three run, until
+        the gateway is ready: a restarted Rasa is only back once the gateway has seen it."""
         deadline = time.monotonic() + timeout
         pending = list(names)
         while pending:
@@ -353,11 +388,48 @@ class Stack:
                 raise RuntimeError(
                     f"not healthy after {timeout:.0f}s: {', '.join(pending)}\n{tails}"
                 )
-            time.sleep(0.5)
+            if pending:
+                time.sleep(0.5)
+        if all(process.alive() for process in self.processes.values()):
+            while not self.ready():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the gateway not ready after {timeout:.0f}s: {self.why()}")
+                time.sleep(0.2)
+
+    def ready(self) -> bool:
+        """The gateway gives real answers (its /healthz: Rasa and the action server are up)."""
+        return answers(f"{self.gateway_url}/healthz")
+
+    def why(self) -> str:
+        try:
+            with urllib.request.urlopen(f"{self.gateway_url}/healthz", timeout=2) as response:
+                return response.read().decode(errors="replace")
+        except urllib.error.HTTPError as error:
+            return error.read().decode(errors="replace")
+        except (urllib.error.URLError, OSError) as error:
+            return str(error)
 
     def stop(self, names: tuple[str, ...] = ("gateway", "rasa", "actions")) -> None:
         for name in names:
             self.processes[name].stop()
+
+
+def _pid_files(stack: Stack) -> Callable[[str], None]:
+    """Restarts one process and writes its pid to <var>/run/<name>.pid (operators, tests)."""
+    folder = stack.var / "run"
+    folder.mkdir(parents=True, exist_ok=True)
+    env = stack.env()
+
+    def start(name: str) -> None:
+        process = stack.processes[name]
+        process.start(env, preexec=die_with_parent)
+        (folder / f"{name}.pid").write_text(f"{process.popen.pid}\n")
+
+    return start
+
+
+def _say(text: str) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}", file=sys.stderr, flush=True)
 
 
 def main() -> None:
@@ -368,26 +440,30 @@ def main() -> None:
 
     refuse_unsafe_production(os.environ)
     stack = Stack(
+        var=Path(os.environ.get("STACK_VAR_DIR") or ROOT / "var"),
         gateway_host=os.environ.get("GATEWAY_HOST", "127.0.0.1"),
         gateway_port=int(os.environ.get("GATEWAY_PORT", "8000")),
         rasa_port=int(os.environ.get("RASA_PORT", "5005")),
         action_port=int(os.environ.get("ACTION_PORT", "5055")),
     )
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    for ending in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(ending, lambda *_: sys.exit(0))
     print("starting the action server, the gateway and Rasa (loading the model takes ~30 s)...")
+    start = _pid_files(stack)
+    supervisor = Supervisor(stack.processes, start, Policy.from_env(dict(os.environ)), _say)
     try:
-        stack.start()
+        write_endpoints(stack.endpoints_file, stack.env())
+        for name in ("actions", "gateway", "rasa"):
+            start(name)
         print(f"  web chat      {stack.gateway_url}/")
         print(f"  console       {stack.gateway_url}/console")
         print(f"  gateway API   {stack.gateway_url}/webchat/messages")
-        print(f"  Rasa          {stack.rasa_url}  (HTTP API token in var/rasa_token)")
+        print(f"  health        {stack.gateway_url}/healthz")
+        print(f"  Rasa          {stack.rasa_url}  (HTTP API token in {stack.var / 'rasa_token'})")
         print(f"  actions       http://127.0.0.1:{stack.action_port}")
         print(f"  logs          {stack.var / 'log'}/")
-        print("Ctrl-C stops all three.")
-        while all(p.alive() for p in stack.processes.values()):
-            time.sleep(1)
-        print("a process exited; stopping the others", file=sys.stderr)
-        sys.exit(1)
+        print("A process that exits or hangs is restarted on its own. Ctrl-C stops all three.")
+        supervisor.run()
     except KeyboardInterrupt:
         pass
     finally:

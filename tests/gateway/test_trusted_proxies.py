@@ -86,7 +86,7 @@ def nginx(tmp_path_factory) -> Iterator[str]:
             deadline = time.monotonic() + 30
             while True:
                 with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    if httpx.get(f"http://127.0.0.1:{port}/livez").status_code == 200:
                         break
                 assert time.monotonic() < deadline and server.poll() is None, "nginx did not start"
                 time.sleep(0.2)
