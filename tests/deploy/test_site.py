@@ -88,7 +88,7 @@ def refused_by_nginx(response: httpx.Response) -> bool:
 
 def test_https_reaches_the_gateway(site):
     with https(site) as client:
-        response = client.get("/healthz")
+        response = client.get("/livez")
     assert response.status_code == 200 and response.json() == {"ok": True}
 
 
