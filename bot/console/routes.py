@@ -22,6 +22,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from bot.console import auth, views
+from bot.handoff.categories import MAX_PER_CASE
 from bot.handoff.service import Handoff, NotAllowed
 from bot.store.handoff_models import Case, Counsellor
 from bot.untrusted import loads, valid_text
@@ -48,13 +49,14 @@ def _language(request: Request, given: str | None = None) -> str:
 
 
 def strings(request: Request, language: str) -> dict[str, str]:
-    """Every console label and wrap-up category of one language, from locales/."""
+    """Every console label of one language, from locales/: the console's own and the summary's
+    (topics, age bands, roles, languages), so no code identifier reaches the screen."""
     locales = request.app.state.locales
     table = locales.responses.get(language) or {}
     return {
         name: locales.text(name, language)
         for name in table
-        if name.startswith(("console_", "wrapup_"))
+        if name.startswith(("console_", "label_"))
     }
 
 
@@ -224,10 +226,16 @@ async def case_endpoint(request: Request, signed: auth.Signed) -> Response:
         case = await session.get(Case, _case_id(request))
         if case is None:
             return JSONResponse({"error": "no such case"}, status_code=404)
-        view = await views.case_view(
-            session, state.locales, case, _language(request), state.handoff.wrapups()
-        )
+        view = await views.case_view(session, state.locales, case, _language(request))
+    # What the assistant's topics pre-select at wrap-up; the counsellor confirms or changes it.
+    view["suggested"] = state.handoff.categories.suggested(view["summary"].get("topics") or [])
     return JSONResponse(view)
+
+
+async def categories(request: Request, _: auth.Signed) -> Response:
+    """The helpline's categories (locales/categories.yml): ids, Thai and English labels."""
+    known = request.app.state.handoff.categories
+    return JSONResponse({"categories": known.listing(), "max_per_case": MAX_PER_CASE})
 
 
 async def claim(request: Request, signed: auth.Signed) -> Response:
@@ -252,7 +260,7 @@ def _case_action(act: Act) -> Handler:
 
 reply = _case_action(lambda h, case, who, body: h.reply(case, who, str(body["text"])))
 note = _case_action(lambda h, case, who, body: h.note(case, who, str(body["text"])))
-close = _case_action(lambda h, case, who, body: h.close(case, who, str(body["wrapup"])))
+close = _case_action(lambda h, case, who, body: h.close(case, who, body["categories"]))
 transfer = _case_action(
     lambda h, case, who, body: h.transfer(
         case,
@@ -303,6 +311,7 @@ routes = [
     Route("/console/api/me", api(me), methods=["GET"]),
     Route("/console/api/strings", api(strings_endpoint), methods=["GET"]),
     Route("/console/api/queue", api(queue_endpoint), methods=["GET"]),
+    Route("/console/api/categories", api(categories), methods=["GET"]),
     Route("/console/api/cases/{case_id:int}", api(case_endpoint), methods=["GET"]),
     Route("/console/api/cases/{case_id:int}/claim", api(claim), methods=["POST"]),
     Route("/console/api/cases/{case_id:int}/reply", api(reply), methods=["POST"]),

@@ -30,8 +30,7 @@ def case_row(
     case: Case, conversation: Conversation, names: dict[int, str], now: datetime
 ) -> dict[str, Any]:
     summary = json.loads(case.summary or "{}")
-    topics = ", ".join(summary.get("topics") or [])
-    preview = (case.child_note or topics or "")[:PREVIEW_CHARS]
+    preview = (case.child_note or "")[:PREVIEW_CHARS]
     return {
         "id": case.id,
         "state": case.state,
@@ -40,6 +39,8 @@ def case_row(
         "language": summary.get("language") or conversation.language,
         "channel": conversation.channel,
         "preview": preview,
+        # ids: the console shows them by their labels (label_topic_*), never as they are
+        "topics": list(summary.get("topics") or []),
         "counsellor": names.get(case.counsellor_id) if case.counsellor_id else None,
         "counsellor_id": case.counsellor_id,
         "returned": case.returned,
@@ -73,7 +74,7 @@ async def queue_view(session: AsyncSession, counsellor: Counsellor) -> dict[str,
 
 
 async def case_view(
-    session: AsyncSession, locales: Locales, case: Case, language: str, wrapups: list[str]
+    session: AsyncSession, locales: Locales, case: Case, language: str
 ) -> dict[str, Any]:
     conversation = await session.get(Conversation, case.conversation_id)
     names = await _names(session)
@@ -103,7 +104,6 @@ async def case_view(
             if (text := _canned(locales, name, child_language))
         ],
         "routes": [_route(locales, route, language) for route in ROUTES_AT_HAND],
-        "wrapups": [{"id": w, "label": locales.text(f"wrapup_{w}", language)} for w in wrapups],
         "counsellors": [{"id": i, "display_name": n} for i, n in sorted(names.items())],
     }
 

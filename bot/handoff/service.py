@@ -17,12 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.handoff import cases, queue
+from bot.handoff.categories import Categories, CategoryError
 from bot.handoff.events import Events
 from bot.handoff.relay import Relay
 from bot.handoff.summary import MAX_NOTE_CHARS, summary_text
 from bot.locales import Locales
 from bot.message import Outgoing
-from bot.store.handoff_models import Case, CaseNote, Counsellor
+from bot.store.handoff_models import Case, CaseCategory, CaseNote, Counsellor
 from bot.store.models import Conversation, as_utc, utcnow
 
 AGREE = "/handoff_agree"
@@ -54,6 +55,7 @@ class Handoff:
         self._settings = settings
         self._relay = relay
         self.events = events
+        self.categories = Categories(locales.directory / "categories.yml")
 
     # -- the child's side ----------------------------------------------------------------------
 
@@ -205,23 +207,25 @@ class Handoff:
         self.events.changed(case_id)
         await self.announce()
 
-    async def close(self, case_id: int, counsellor: Counsellor, wrapup: str) -> None:
-        if wrapup not in self.wrapups():
-            raise NotAllowed("unknown wrap-up category")
+    async def close(self, case_id: int, counsellor: Counsellor, chosen: object) -> None:
+        """Ends the chat with one to three of the helpline's categories (locales/categories.yml)."""
+        try:
+            categories = self.categories.checked(chosen)
+        except CategoryError as refused:
+            raise NotAllowed(str(refused)) from None
         async with self._sessions() as session:
             case = await self._own(session, case_id, counsellor)
-            case.wrapup = wrapup
-            await cases.move(session, case, "closed", f"counsellor:{counsellor.id}", wrapup)
-            cases.audit(session, counsellor.id, "close", case.id, wrapup)
+            detail = ",".join(categories)
+            await cases.move(session, case, "closed", f"counsellor:{counsellor.id}", detail)
+            session.add_all(
+                CaseCategory(case_id=case.id, category=category, position=i)
+                for i, category in enumerate(categories)
+            )
+            cases.audit(session, counsellor.id, "close", case.id, detail)
             await session.commit()
         await self._tell(case, "utter_handoff_ended")
         self.events.changed(case_id)
         await self.announce()
-
-    def wrapups(self) -> list[str]:
-        """Wrap-up categories, in the order locales/ lists them (`wrapup_<id>`)."""
-        table = self._locales.responses.get(self._settings.default_language) or {}
-        return [name.removeprefix("wrapup_") for name in table if name.startswith("wrapup_")]
 
     async def _own(self, session: AsyncSession, case_id: int, counsellor: Counsellor) -> Case:
         case = await session.get(Case, case_id)
