@@ -6,6 +6,7 @@ import asyncio
 import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -21,8 +22,9 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from bot.console import auth, views
+from bot.console import auth, insights, insights_view, views
 from bot.handoff.categories import MAX_PER_CASE
+from bot.handoff.queue import BANGKOK
 from bot.handoff.service import Handoff, NotAllowed
 from bot.store.handoff_models import Case, Counsellor
 from bot.untrusted import loads, valid_text
@@ -281,6 +283,61 @@ async def audit_log(request: Request, _: auth.Signed) -> Response:
         return JSONResponse(await views.audit_view(session))
 
 
+async def _insights(request: Request) -> dict[str, Any]:
+    """The aggregates of `?from=&to=` (bot/console/insights.py); ValueError for a bad range."""
+    state = request.app.state
+    span = insights.Range.parse(
+        request.query_params.get("from"),
+        request.query_params.get("to"),
+        datetime.now(BANGKOK).date(),
+    )
+    hours = state.settings.handoff_hours.get(state.settings.default_language, "")
+    async with state.sessions() as session:
+        return await insights.Insights(session, span, hours).compute()
+
+
+def _labels(request: Request) -> insights_view.Labels:
+    state = request.app.state
+    return insights_view.Labels(state.locales, state.handoff.categories, _language(request))
+
+
+async def insights_json(request: Request, signed: auth.Signed) -> Response:
+    if not insights.may_see(signed.counsellor):
+        return JSONResponse({"error": "supervisors only"}, status_code=403)
+    return JSONResponse(await _insights(request))
+
+
+async def insights_csv(request: Request, signed: auth.Signed) -> Response:
+    if not insights.may_see(signed.counsellor):
+        return JSONResponse({"error": "supervisors only"}, status_code=403)
+    data = await _insights(request)
+    name = f"insights_{data['from']}_{data['to']}.csv"
+    return Response(
+        insights_view.as_csv(data, _labels(request)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+async def insights_page(request: Request) -> Response:
+    signed = await auth.signed_in(request.app.state.sessions, request.cookies.get(auth.COOKIE))
+    if signed is None:
+        return RedirectResponse("/console/login", status_code=303)
+    if not insights.may_see(signed.counsellor):
+        return Response("supervisors only", status_code=403)
+    label = _labels(request)
+    context: dict[str, Any] = {"lang": label.language, "t": label, "error": False}
+    try:
+        data = await _insights(request)
+        context.update(insights_view.page(data, label), first=data["from"], last=data["to"])
+    except ValueError:
+        params = request.query_params
+        context.update(error=True, first=params.get("from", ""), last=params.get("to", ""))
+    html = TEMPLATES.get_template("insights.html").render(**context)
+    status = 400 if context["error"] else 200
+    return Response(html, status_code=status, media_type="text/html; charset=utf-8")
+
+
 async def events(request: Request, signed: auth.Signed) -> Response:
     """Server-sent events; an open console also counts as its counsellor being online."""
     state = request.app.state
@@ -308,6 +365,7 @@ routes = [
     Route("/console/login", login_submit, methods=["POST"]),
     Route("/console/logout", logout, methods=["POST"]),
     Route("/console", app_page, methods=["GET"]),
+    Route("/console/insights", insights_page, methods=["GET"]),
     Route("/console/api/me", api(me), methods=["GET"]),
     Route("/console/api/strings", api(strings_endpoint), methods=["GET"]),
     Route("/console/api/queue", api(queue_endpoint), methods=["GET"]),
@@ -320,5 +378,7 @@ routes = [
     Route("/console/api/cases/{case_id:int}/close", api(close), methods=["POST"]),
     Route("/console/api/supervisor", api(supervisor, supervisor=True), methods=["GET"]),
     Route("/console/api/audit", api(audit_log, supervisor=True), methods=["GET"]),
+    Route("/console/api/insights", api(insights_json), methods=["GET"]),
+    Route("/console/api/insights.csv", api(insights_csv), methods=["GET"]),
     Route("/console/api/events", api(events), methods=["GET"]),
 ]
