@@ -12,9 +12,8 @@ from markupsafe import Markup
 
 SMALL = "<5"
 COLOURS = ("#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2")
-BAR_H = 22
-LABEL_W = 300
-PLOT_W = 360
+ROW_H = 38  # a label line above each bar: long Thai labels are never cut
+PLOT_W = 520
 FONT = "font-family='Noto Sans Thai, Loma, Garuda, sans-serif' font-size='13'"
 
 
@@ -23,10 +22,10 @@ def _number(value: int | str) -> float:
 
 
 def bars(rows: list[tuple[str, int | str]], title: str) -> Markup:
-    """Horizontal bars, one per (label, value)."""
+    """Horizontal bars, one per (label, value), each under its label."""
     top = max((_number(v) for _, v in rows), default=0) or 1
-    height = BAR_H * max(len(rows), 1) + 8
-    width = LABEL_W + PLOT_W + 60
+    height = ROW_H * max(len(rows), 1) + 8
+    width = PLOT_W + 60
     parts = [
         f"<svg xmlns='http://www.w3.org/2000/svg' role='img' width='100%' "
         f"style='max-width: {width}px' viewBox='0 0 {width} {height}' {FONT}>"
@@ -36,14 +35,13 @@ def bars(rows: list[tuple[str, int | str]], title: str) -> Markup:
         "</pattern></defs>",
     ]
     for i, (label, value) in enumerate(rows):
-        y = 4 + i * BAR_H
+        y = 4 + i * ROW_H
         length = PLOT_W * _number(value) / top
         fill = "url(#small)" if value == SMALL else COLOURS[0]
         parts.append(
-            f"<text x='{LABEL_W - 8}' y='{y + 15}' text-anchor='end'>{escape(label)}</text>"
-            f"<rect x='{LABEL_W}' y='{y + 3}' width='{length:.1f}' height='{BAR_H - 6}' "
-            f"fill='{fill}'/>"
-            f"<text x='{LABEL_W + length + 6:.1f}' y='{y + 15}'>{escape(str(value))}</text>"
+            f"<text x='0' y='{y + 13}'>{escape(label)}</text>"
+            f"<rect x='0' y='{y + 18}' width='{length:.1f}' height='14' fill='{fill}'/>"
+            f"<text x='{length + 6:.1f}' y='{y + 30}'>{escape(str(value))}</text>"
         )
     parts.append("</svg>")
     return Markup("".join(parts))
