@@ -157,7 +157,7 @@ class Insights:
             "wait_s": await self._percentiles(self._waits()),
             "first_reply_s": await self._percentiles(self._first_replies()),
             "left_queue": suppressed(await self._count(self._left())),
-            "helped": {"yes": 0, "no": 0},
+            "helped": await self._helped(),
         }
 
     # -- contacts: one child writing on one Bangkok day -------------------------------------------
@@ -320,6 +320,16 @@ class Insights:
             .order_by(func.count().desc(), CaseCategory.category)
         )
         return [{"id": row.category, "count": suppressed(row.n)} for row in rows]
+
+    async def _helped(self) -> dict[str, int | str]:
+        """The children's answers to "did this help?" about the chats of the range."""
+        rows = await self._session.execute(
+            select(Case.helped, func.count().label("n"))
+            .where(self._in_span(), Case.helped.is_not(None))
+            .group_by(Case.helped)
+        )
+        counts = {bool(row.helped): row.n for row in rows}
+        return {"yes": suppressed(counts.get(True, 0)), "no": suppressed(counts.get(False, 0))}
 
     async def _by_age_role(self) -> list[dict[str, Any]]:
         age = func.coalesce(Case.age_band, UNKNOWN)

@@ -28,6 +28,7 @@ from bot.store.models import Conversation, as_utc, utcnow
 
 AGREE = "/handoff_agree"
 CANCEL = "/handoff_cancel"
+HELPED = {"/handoff_helped_yes": True, "/handoff_helped_no": False}
 MAX_REPLY_CHARS = 4000
 
 
@@ -222,10 +223,32 @@ class Handoff:
                 for i, category in enumerate(categories)
             )
             cases.audit(session, counsellor.id, "close", case.id, detail)
+            case.helped_asked = True
             await session.commit()
         await self._tell(case, "utter_handoff_ended")
+        await self._tell(case, "utter_handoff_helped")
         self.events.changed(case_id)
         await self.announce()
+
+    async def helped(self, conversation_id: int, answer: str, language: str) -> list[Outgoing]:
+        """The child's answer to "did this help?": kept once, for the chat it was asked about
+        (the last one a counsellor closed); a second press changes nothing."""
+        async with self._sessions() as session:
+            asked = (
+                select(Case.id)
+                .where(Case.conversation_id == conversation_id, Case.helped_asked)
+                .order_by(Case.id.desc())
+                .limit(1)
+                .scalar_subquery()
+            )
+            await session.execute(
+                update(Case)
+                .where(Case.id == asked, Case.helped.is_(None))
+                .values(helped=HELPED[answer])
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+        return [self._say("utter_handoff_helped_thanks", language)]
 
     async def _own(self, session: AsyncSession, case_id: int, counsellor: Counsellor) -> Case:
         case = await session.get(Case, case_id)

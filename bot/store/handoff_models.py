@@ -54,6 +54,9 @@ class Case(Base):
     age_band: Mapped[str | None] = mapped_column(String(16))
     role: Mapped[str | None] = mapped_column(String(16))
     topic: Mapped[str | None] = mapped_column(String(32))
+    # "Did this help?": asked once after a counsellor closed the chat; the answer, never text.
+    helped_asked: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    helped: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

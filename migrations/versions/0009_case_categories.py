@@ -1,5 +1,6 @@
-"""case categories: one to three of the helpline's categories per closed case, and the case facts
-insights count (language, age band, role, topic) as columns that survive retention
+"""case categories: one to three of the helpline's categories per closed case, the case facts
+insights count (language, age band, role, topic) as columns that survive retention, and the
+child's answer to "did this help?"
 
 Revision ID: 0009
 Revises: 0006
@@ -52,6 +53,10 @@ def upgrade() -> None:
     with op.batch_alter_table("cases") as batch:
         for name, length in FACTS.items():
             batch.add_column(sa.Column(name, sa.String(length)))
+        batch.add_column(
+            sa.Column("helped_asked", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+        batch.add_column(sa.Column("helped", sa.Boolean()))
     connection = op.get_bind()
     cases = sa.table(
         "cases",
@@ -88,6 +93,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("cases") as batch:
         batch.add_column(sa.Column("wrapup", sa.String(64)))
-        for name in FACTS:
+        for name in (*FACTS, "helped_asked", "helped"):
             batch.drop_column(name)
     op.drop_table("case_categories")

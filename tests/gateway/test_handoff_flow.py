@@ -145,8 +145,20 @@ def test_a_web_chat_child_reaches_a_counsellor_and_back(stack, locales, console,
     assert console.post(path, {}).status_code == 400
     closed = console.post(path, {"categories": ["violence.online_sexual_exploitation"]})
     assert closed.is_success
-    [ended] = child.later()
+    ended, helped = child.later(2)
     assert ended["text"] == locales.text("utter_handoff_ended", "th")
+    # "Did this help?", once, with two buttons; the answer is kept without text, once.
+    assert helped["text"] == locales.text("utter_handoff_helped", "th")
+    assert [b["payload"] for b in helped["buttons"]] == [
+        "/handoff_helped_yes",
+        "/handoff_helped_no",
+    ]
+    for payload in ("/handoff_helped_no", "/handoff_helped_yes"):
+        thanks = child.say(payload)
+        assert [m["text"] for m in thanks["messages"]] == [
+            locales.text("utter_handoff_helped_thanks", "th")
+        ]
+    assert stack.query("SELECT helped FROM cases WHERE id = :c", {"c": case["id"]}) == [(False,)]
     back = child.say("สวัสดี")
     assert back["mode"] == "bot"
     assert [m["text"] for m in back["messages"]] == [locales.render("utter_greet", "th", {}).text]
