@@ -21,6 +21,8 @@ from bot.message import Button, Outgoing
 
 log = logging.getLogger(__name__)
 
+# Facts kept beside the sentences, not sentences of a language: routes, contact categories.
+DATA_FILES = ("routes.yml", "categories.yml")
 _PLACEHOLDER = re.compile(r"\{([a-z0-9_]+)\.([a-z0-9_]+)\}")
 _VALUE = re.compile(r"\{([a-z_]+)\}")
 
@@ -47,7 +49,7 @@ class Locales:
         self.routes = self._load_routes(directory / "routes.yml")
         self.responses: dict[str, dict[str, list[Variant]]] = {}
         for path in sorted(directory.glob("*.yml")):
-            if path.name == "routes.yml":
+            if path.name in DATA_FILES:
                 continue
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
             language = data["language"]

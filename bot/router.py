@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bot import failsafe, forget
 from bot.handoff.relay import stored
-from bot.handoff.service import Handoff
+from bot.handoff.service import HELPED, Handoff
 from bot.language import reply_language, written
 from bot.locales import Locales
 from bot.message import Incoming, Outgoing
@@ -155,6 +155,8 @@ class Router:
                 else "utter_empty_message"
             )
             return [self._locales.say(name, language)], "bot"
+        if text in HELPED:  # "did this help?" after a counsellor's chat: the handoff keeps it
+            return await self._handoff.helped(conversation.id, text, language), "system"
         if not self._user_limit.hit(incoming.user_key):  # bot/ratelimit.py: before Rasa only
             return [self._locales.say("utter_rate_limited", language)], "bot"
         try:

@@ -47,3 +47,8 @@ def allowed(counsellor: Counsellor, action: Action, case: Case | None) -> bool:
         or counsellor.role == "supervisor"
         or (who == "holder" and case.counsellor_id == counsellor.id)
     )
+
+
+def supervises(counsellor: Counsellor) -> bool:
+    """Pages about the whole service rather than one case (insights): supervisors only."""
+    return counsellor.role == "supervisor"

@@ -6,6 +6,7 @@ import asyncio
 import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -21,8 +22,10 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from bot.console import auth, policy, views
+from bot.console import auth, insights, insights_view, policy, views
 from bot.handoff import cases
+from bot.handoff.categories import MAX_PER_CASE
+from bot.handoff.queue import BANGKOK
 from bot.handoff.service import Changed, Handoff, NotAllowed
 from bot.ratelimit import client_address
 from bot.store.handoff_models import Case, Counsellor
@@ -50,13 +53,14 @@ def _language(request: Request, given: str | None = None) -> str:
 
 
 def strings(request: Request, language: str) -> dict[str, str]:
-    """Every console label and wrap-up category of one language, from locales/."""
+    """Every console label of one language, from locales/: the console's own and the summary's
+    (topics, age bands, roles, languages), so no code identifier reaches the screen."""
     locales = request.app.state.locales
     table = locales.responses.get(language) or {}
     return {
         name: locales.text(name, language)
         for name in table
-        if name.startswith(("console_", "wrapup_"))
+        if name.startswith(("console_", "label_"))
     }
 
 
@@ -268,13 +272,19 @@ async def case_endpoint(request: Request, signed: auth.Signed) -> Response:
         if not policy.allowed(counsellor, "summary", case):
             return JSONResponse(NO_SUCH_CASE, status_code=404)
         whole = policy.allowed(counsellor, "transcript", case)
-        view = await views.case_view(
-            session, state.locales, case, _language(request), state.handoff.wrapups(), whole
-        )
+        view = await views.case_view(session, state.locales, case, _language(request), whole)
         if whole:
             cases.audit(session, counsellor.id, "read_transcript", case.id)
             await session.commit()
+    # What the assistant's topics pre-select at wrap-up; the counsellor confirms or changes it.
+    view["suggested"] = state.handoff.categories.suggested(view["summary"].get("topics") or [])
     return JSONResponse(view)
+
+
+async def categories(request: Request, _: auth.Signed) -> Response:
+    """The helpline's categories (locales/categories.yml): ids, Thai and English labels."""
+    known = request.app.state.handoff.categories
+    return JSONResponse({"categories": known.listing(), "max_per_case": MAX_PER_CASE})
 
 
 async def claim(request: Request, signed: auth.Signed) -> Response:
@@ -314,7 +324,7 @@ def _case_action(action: policy.Action, act: Act) -> Handler:
 
 reply = _case_action("reply", lambda h, case, who, body: h.reply(case, who, str(body["text"])))
 note = _case_action("note", lambda h, case, who, body: h.note(case, who, str(body["text"])))
-close = _case_action("close", lambda h, case, who, body: h.close(case, who, str(body["wrapup"])))
+close = _case_action("close", lambda h, case, who, body: h.close(case, who, body["categories"]))
 transfer = _case_action(
     "transfer",
     lambda h, case, who, body: h.transfer(
@@ -342,6 +352,61 @@ def _event_for(counsellor: Counsellor, event: dict[str, Any]) -> dict[str, Any] 
     if event.get("type") == "reminder":
         return event if event.get("counsellor") == counsellor.id else None
     return {"type": event.get("type", "changed")}
+
+
+async def _insights(request: Request) -> dict[str, Any]:
+    """The aggregates of `?from=&to=` (bot/console/insights.py); ValueError for a bad range."""
+    state = request.app.state
+    span = insights.Range.parse(
+        request.query_params.get("from"),
+        request.query_params.get("to"),
+        datetime.now(BANGKOK).date(),
+    )
+    hours = state.settings.handoff_hours.get(state.settings.default_language, "")
+    async with state.sessions() as session:
+        return await insights.Insights(session, span, hours).compute()
+
+
+def _labels(request: Request) -> insights_view.Labels:
+    state = request.app.state
+    return insights_view.Labels(state.locales, state.handoff.categories, _language(request))
+
+
+async def insights_json(request: Request, signed: auth.Signed) -> Response:
+    if not policy.supervises(signed.counsellor):
+        return JSONResponse({"error": "supervisors only"}, status_code=403)
+    return JSONResponse(await _insights(request))
+
+
+async def insights_csv(request: Request, signed: auth.Signed) -> Response:
+    if not policy.supervises(signed.counsellor):
+        return JSONResponse({"error": "supervisors only"}, status_code=403)
+    data = await _insights(request)
+    name = f"insights_{data['from']}_{data['to']}.csv"
+    return Response(
+        insights_view.as_csv(data, _labels(request)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+async def insights_page(request: Request) -> Response:
+    signed = await auth.signed_in(request.app.state.sessions, request.cookies.get(auth.COOKIE))
+    if signed is None:
+        return RedirectResponse("/console/login", status_code=303)
+    if not policy.supervises(signed.counsellor):
+        return Response("supervisors only", status_code=403)
+    label = _labels(request)
+    context: dict[str, Any] = {"lang": label.language, "t": label, "error": False}
+    try:
+        data = await _insights(request)
+        context.update(insights_view.page(data, label), first=data["from"], last=data["to"])
+    except ValueError:
+        params = request.query_params
+        context.update(error=True, first=params.get("from", ""), last=params.get("to", ""))
+    html = TEMPLATES.get_template("insights.html").render(**context)
+    status = 400 if context["error"] else 200
+    return Response(html, status_code=status, media_type="text/html; charset=utf-8")
 
 
 async def events(request: Request, signed: auth.Signed) -> Response:
@@ -373,9 +438,11 @@ routes = [
     Route("/console/login", login_submit, methods=["POST"]),
     Route("/console/logout", logout, methods=["POST"]),
     Route("/console", app_page, methods=["GET"]),
+    Route("/console/insights", insights_page, methods=["GET"]),
     Route("/console/api/me", api(me), methods=["GET"]),
     Route("/console/api/strings", api(strings_endpoint), methods=["GET"]),
     Route("/console/api/queue", api(queue_endpoint), methods=["GET"]),
+    Route("/console/api/categories", api(categories), methods=["GET"]),
     Route("/console/api/cases/{case_id:int}", api(case_endpoint), methods=["GET"]),
     Route("/console/api/cases/{case_id:int}/claim", api(claim), methods=["POST"]),
     Route("/console/api/cases/{case_id:int}/reply", api(reply), methods=["POST"]),
@@ -384,5 +451,7 @@ routes = [
     Route("/console/api/cases/{case_id:int}/close", api(close), methods=["POST"]),
     Route("/console/api/supervisor", api(supervisor, supervisor=True), methods=["GET"]),
     Route("/console/api/audit", api(audit_log, supervisor=True), methods=["GET"]),
+    Route("/console/api/insights", api(insights_json), methods=["GET"]),
+    Route("/console/api/insights.csv", api(insights_csv), methods=["GET"]),
     Route("/console/api/events", api(events), methods=["GET"]),
 ]

@@ -31,8 +31,7 @@ def case_row(
     case: Case, conversation: Conversation, names: dict[int, str], now: datetime
 ) -> dict[str, Any]:
     summary = json.loads(case.summary or "{}")
-    topics = ", ".join(summary.get("topics") or [])
-    preview = (case.child_note or topics or "")[:PREVIEW_CHARS]
+    preview = (case.child_note or "")[:PREVIEW_CHARS]
     return {
         "id": case.id,
         "state": case.state,
@@ -41,6 +40,8 @@ def case_row(
         "language": summary.get("language") or conversation.language,
         "channel": conversation.channel,
         "preview": preview,
+        # ids: the console shows them by their labels (label_topic_*), never as they are
+        "topics": list(summary.get("topics") or []),
         "counsellor": names.get(case.counsellor_id) if case.counsellor_id else None,
         "counsellor_id": case.counsellor_id,
         "returned": case.returned,
@@ -78,7 +79,6 @@ async def case_view(
     locales: Locales,
     case: Case,
     language: str,
-    wrapups: list[str],
     whole: bool,
 ) -> dict[str, Any]:
     """One case; the transcript and the counsellors' notes only when `whole` (the policy's
@@ -116,7 +116,6 @@ async def case_view(
             if (text := _canned(locales, name, child_language))
         ],
         "routes": [_route(locales, route, language) for route in ROUTES_AT_HAND],
-        "wrapups": [{"id": w, "label": locales.text(f"wrapup_{w}", language)} for w in wrapups],
         "counsellors": [{"id": i, "display_name": n} for i, n in sorted(names.items())],
     }
 

@@ -58,6 +58,17 @@ async def _set_mode(session: AsyncSession, conversation_id: int, mode: str) -> N
     )
 
 
+def facts(summary: dict[str, Any]) -> dict[str, str | None]:
+    """What insights count about a case, kept as columns: retention empties `summary` later."""
+    topics = summary.get("topics") or []
+    return {
+        "language": summary.get("language"),
+        "age_band": summary.get("age_band"),
+        "role": summary.get("role"),
+        "topic": topics[-1] if topics else None,
+    }
+
+
 async def start(
     session: AsyncSession, conversation: Conversation, summary: dict[str, Any], urgent: bool
 ) -> Case:
@@ -76,6 +87,7 @@ async def start(
         state=state,
         urgent=urgent,
         summary=json.dumps(summary, ensure_ascii=False),
+        **facts(summary),
         queued_at=now if urgent else None,
         child_waiting_since=now if urgent else None,
     )

@@ -18,16 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.console import policy
 from bot.handoff import cases, queue
+from bot.handoff.categories import Categories, CategoryError
 from bot.handoff.events import Events
 from bot.handoff.relay import Relay
 from bot.handoff.summary import MAX_NOTE_CHARS, summary_text
 from bot.locales import Locales
 from bot.message import Outgoing
-from bot.store.handoff_models import Case, CaseNote, Counsellor
+from bot.store.handoff_models import Case, CaseCategory, CaseNote, Counsellor
 from bot.store.models import Conversation, as_utc, utcnow
 
 AGREE = "/handoff_agree"
 CANCEL = "/handoff_cancel"
+HELPED = {"/handoff_helped_yes": True, "/handoff_helped_no": False}
 MAX_REPLY_CHARS = 4000
 
 
@@ -60,6 +62,7 @@ class Handoff:
         self._settings = settings
         self._relay = relay
         self.events = events
+        self.categories = Categories(locales.directory / "categories.yml")
 
     # -- the child's side ----------------------------------------------------------------------
 
@@ -204,25 +207,49 @@ class Handoff:
         self.events.changed(case_id)
         await self.announce()
 
-    async def close(self, case_id: int, counsellor: Counsellor, wrapup: str) -> None:
-        if wrapup not in self.wrapups():
-            raise NotAllowed("unknown wrap-up category")
+    async def close(self, case_id: int, counsellor: Counsellor, chosen: object) -> None:
+        """Ends the chat with one to three of the helpline's categories (locales/categories.yml)."""
+        try:
+            categories = self.categories.checked(chosen)
+        except CategoryError as refused:
+            raise NotAllowed(str(refused)) from None
         async with self._sessions() as session:
-            case = await self._own(session, case_id, counsellor, "close", wrapup=wrapup)
+            case = await self._own(session, case_id, counsellor, "close", helped_asked=True)
+            detail = ",".join(categories)
             try:
-                await cases.move(session, case, "closed", f"counsellor:{counsellor.id}", wrapup)
+                await cases.move(session, case, "closed", f"counsellor:{counsellor.id}", detail)
             except cases.TransitionRefused as refused:  # not reached while `_own` holds the row
                 raise Changed(str(refused)) from None
-            cases.audit(session, counsellor.id, "close", case.id, wrapup)
+            session.add_all(
+                CaseCategory(case_id=case.id, category=category, position=i)
+                for i, category in enumerate(categories)
+            )
+            cases.audit(session, counsellor.id, "close", case.id, detail)
             await session.commit()
         await self._tell(case, "utter_handoff_ended")
+        await self._tell(case, "utter_handoff_helped")
         self.events.changed(case_id)
         await self.announce()
 
-    def wrapups(self) -> list[str]:
-        """Wrap-up categories, in the order locales/ lists them (`wrapup_<id>`)."""
-        table = self._locales.responses.get(self._settings.default_language) or {}
-        return [name.removeprefix("wrapup_") for name in table if name.startswith("wrapup_")]
+    async def helped(self, conversation_id: int, answer: str, language: str) -> list[Outgoing]:
+        """The child's answer to "did this help?": kept once, for the chat it was asked about
+        (the last one a counsellor closed); a second press changes nothing."""
+        async with self._sessions() as session:
+            asked = (
+                select(Case.id)
+                .where(Case.conversation_id == conversation_id, Case.helped_asked)
+                .order_by(Case.id.desc())
+                .limit(1)
+                .scalar_subquery()
+            )
+            await session.execute(
+                update(Case)
+                .where(Case.id == asked, Case.helped.is_(None))
+                .values(helped=HELPED[answer])
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+        return [self._say("utter_handoff_helped_thanks", language)]
 
     async def _own(
         self,

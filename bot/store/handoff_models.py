@@ -59,7 +59,14 @@ class Case(Base):
     counsellor_id: Mapped[int | None] = mapped_column(ForeignKey("counsellors.id"))
     last_position: Mapped[int | None] = mapped_column(Integer)
     returned: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    wrapup: Mapped[str | None] = mapped_column(String(64))
+    # What insights count, kept when retention empties `summary` (bot/console/insights.py).
+    language: Mapped[str | None] = mapped_column(String(8))
+    age_band: Mapped[str | None] = mapped_column(String(16))
+    role: Mapped[str | None] = mapped_column(String(16))
+    topic: Mapped[str | None] = mapped_column(String(32))
+    # "Did this help?": asked once after a counsellor closed the chat; the answer, never text.
+    helped_asked: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    helped: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -82,6 +89,18 @@ class Transition(Base):
     actor: Mapped[str] = mapped_column(String(64), nullable=False)
     note: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CaseCategory(Base):
+    """One of a closed case's one to three contact categories (locales/categories.yml)."""
+
+    __tablename__ = "case_categories"
+
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True
+    )
+    category: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
 
 class CaseNote(Base):

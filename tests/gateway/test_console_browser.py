@@ -42,6 +42,9 @@ THAI_FONTS = {
     "Laksaman",
 }
 TIMEOUT_S = 45
+CATEGORY_COUNT = 75  # subcategories in locales/categories.yml
+# What code looks like: snake_case names ("abuse_disclosure") or dotted ids ("violence.bullying").
+IDENTIFIER = re.compile(r"\b[a-z]+(?:[_.][a-z0-9]+)+\b")
 
 T = TypeVar("T")
 
@@ -259,10 +262,18 @@ def test_a_child_reaches_a_counsellor_and_back_to_the_bot(stack, counsellor, loc
     assert later["messages"] == [] and later["mode"] == "assigned", later
     conversation_shot = screenshot(console, "console-conversation.png")
 
-    # Close with a wrap-up category: the child is told, and the bot answers again.
-    wrapup = console.locator('[data-testid="wrapup"]')
-    assert wrapup.locator("option").count() > 1
-    wrapup.select_option(index=1)
+    # Close with the helpline's categories: none chosen is refused in words; one chosen closes,
+    # the child is told, and the bot answers again.
+    first = console.locator('[data-testid="category-1"]')
+    assert first.locator("option").count() == 1 + CATEGORY_COUNT
+    assert first.locator("optgroup").first.get_attribute("label") == "เด็กหาย"
+    first.select_option("")
+    console.click('[data-testid="close"]')
+    toast = console.locator('[data-testid="toast"]')
+    wait_until("the toast asking for a category", lambda: toast.is_visible())
+    assert said(locales, "console_categories_needed") in toast.text_content()
+    first.select_option("violence.online_sexual_exploitation")
+    console.locator('[data-testid="category-2"]').select_option("mental_health.fear_anxiety")
     console.click('[data-testid="close"]')
     wait_for_bubble(child, "bot", said(locales, "utter_handoff_ended"))
     wait_until(
@@ -274,6 +285,10 @@ def test_a_child_reaches_a_counsellor_and_back_to_the_bot(stack, counsellor, loc
     bot_said = len(bubbles(child, "bot"))
     child_types(child, "สวัสดี")
     wait_for_bubble(child, "bot", said(locales, "utter_greet"), after=bot_said)
+    stored = stack.query(
+        "SELECT category FROM case_categories WHERE case_id = :c ORDER BY position", {"c": case_id}
+    )
+    assert stored == [("violence.online_sexual_exploitation",), ("mental_health.fear_anxiety",)]
 
     for shot in (queue_shot, conversation_shot):
         assert shot.exists() and shot.stat().st_size > 20_000, shot
@@ -282,3 +297,88 @@ def test_a_child_reaches_a_counsellor_and_back_to_the_bot(stack, counsellor, loc
     assert errors == []
     child_context.close()
     console_context.close()
+
+
+def sign_in(context, username: str, password: str):
+    page = context.new_page()
+    page.goto("/console/login")
+    page.fill('input[name="username"]', username)
+    page.fill('input[name="password"]', password)
+    page.click('button[type="submit"]')
+    page.wait_for_url(re.compile(r"/console(\?.*)?$"))
+    page.wait_for_selector('body[data-ready="true"]')
+    return page
+
+
+def no_identifiers(page) -> str:
+    """The page's visible text; fails if any of it looks like a name from the code."""
+    text = page.locator("body").inner_text()
+    found = IDENTIFIER.findall(text)
+    assert found == [], f"code identifiers on the screen: {found}"
+    return text
+
+
+@pytest.fixture
+def supervisor(new_counsellor) -> tuple[str, str]:
+    """Made before `browser` (see there)."""
+    return new_counsellor("supervisor", "หัวหน้าเวร")
+
+
+def test_a_supervisor_reads_labels_tabs_and_insights(stack, supervisor, locales, browser):
+    """An urgent case waits, with its topics; the supervisor's console names everything in Thai
+    and English (no code identifier), its sections are tabs, and insights render in Thai."""
+    child = httpx.post(
+        f"{stack.gateway_url}/webchat/messages",
+        json={"user": f"child-{time.time_ns()}", "text": "ตอนนี้อยากตาย ไม่อยากอยู่แล้ว"},
+        timeout=60,
+    ).json()
+    assert child["mode"] == "queued", child
+    context = browser.new_context(viewport=VIEWPORT, base_url=stack.gateway_url, locale="th-TH")
+    context.set_default_timeout(TIMEOUT_S * 1000)
+    page = sign_in(context, *supervisor)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    tabs = page.locator('#tabs [role="tab"]')
+    assert tabs.count() == 3
+    assert page.locator('[data-testid="tab-cases"]').get_attribute("aria-selected") == "true"
+    page.locator('[data-testid="tab-cases"]').focus()
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("document.activeElement.dataset.testid") == "supervisor-tab"
+    page.keyboard.press("Enter")
+    assert page.locator('[data-testid="supervisor-tab"]').get_attribute("aria-selected") == "true"
+    page.locator('[data-testid="sup-audit-item"]').first.wait_for()
+    page.locator('[data-testid="sup-open-item"]').first.wait_for()
+    for language in ("th", "en"):
+        page.click(f'[data-testid="lang-{language}"]')
+        heads = [
+            said(locales, f"console_col_{c}", language)
+            for c in ("time", "who", "action", "case", "detail")
+        ]
+        wait_until(
+            f"the audit log's column headers in {language}",
+            lambda h=heads: page.locator('[data-testid="sup-audit"] th').all_text_contents() == h,
+        )
+        wait_until(
+            "the topic labelled in the open chats",
+            lambda lang=language: (
+                said(locales, "label_topic_self_harm", lang)
+                in page.locator('[data-testid="sup-open"]').inner_text()
+            ),
+        )
+        no_identifiers(page)
+    page.click('[data-testid="lang-th"]')
+    assert page.evaluate("[...window.consoleApp.missing]") == []
+
+    page.click('[data-testid="tab-insights"]')
+    page.wait_for_url(re.compile(r"/console/insights"))
+    page.locator('[data-testid="per-day"] svg').wait_for()
+    text = no_identifiers(page)
+    assert said(locales, "console_insights_per_day") in text
+    assert said(locales, "console_insights_small") in text
+    fonts = platform_fonts(page, '[data-testid="per-day"] h2')
+    assert THAI_FONTS & {family for family, glyphs in fonts.items() if glyphs}, fonts
+    shot = screenshot(page, "console-insights.png")
+    assert shot.stat().st_size > 20_000
+    assert errors == []
+    context.close()

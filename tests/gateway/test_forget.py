@@ -129,7 +129,12 @@ def test_with_a_counsellor_on_the_case_the_child_is_told_and_the_console_copes(
     assert console.client.get(path).status_code == 404
     assert console.post(f"{path}/reply", {"text": "ยังอยู่ไหมคะ"}).status_code == 404
     assert console.post(f"{path}/note", {"text": "note"}).status_code == 404
-    assert console.post(f"{path}/close", {"wrapup": "online_sextortion"}).status_code == 404
+    assert (
+        console.post(
+            f"{path}/close", {"categories": ["violence.online_sexual_exploitation"]}
+        ).status_code
+        == 404
+    )
     queue = console.get("/console/api/queue")
     assert case["id"] not in [c["id"] for c in queue["queued"] + queue["mine"]]
 

@@ -130,14 +130,28 @@ def test_a_web_chat_child_reaches_a_counsellor_and_back(stack, locales, console,
     rasa_heard = [e.get("text") for e in tracker["events"] if e["event"] == "user"]
     assert "ขอบคุณค่ะ ตอนนี้ไม่รู้จะทำยังไง" not in rasa_heard and marker not in rasa_heard
 
-    # Closing needs a known category; then the child is told and the bot answers again.
-    assert (
-        console.post(f"/console/api/cases/{case['id']}/close", {"wrapup": "x"}).status_code == 409
-    )
-    closed = console.post(f"/console/api/cases/{case['id']}/close", {"wrapup": "online_sextortion"})
+    # Closing needs one to three known categories; then the child is told and the bot answers
+    # again.
+    path = f"/console/api/cases/{case['id']}/close"
+    for refused in ([], ["x"], ["violence.bullying"] * 2, ["violence.bullying", "x"], "x"):
+        assert console.post(path, {"categories": refused}).status_code == 409, refused
+    assert console.post(path, {}).status_code == 400
+    closed = console.post(path, {"categories": ["violence.online_sexual_exploitation"]})
     assert closed.is_success
-    [ended] = child.later()
+    ended, helped = child.later(2)
     assert ended["text"] == locales.text("utter_handoff_ended", "th")
+    # "Did this help?", once, with two buttons; the answer is kept without text, once.
+    assert helped["text"] == locales.text("utter_handoff_helped", "th")
+    assert [b["payload"] for b in helped["buttons"]] == [
+        "/handoff_helped_yes",
+        "/handoff_helped_no",
+    ]
+    for payload in ("/handoff_helped_no", "/handoff_helped_yes"):
+        thanks = child.say(payload)
+        assert [m["text"] for m in thanks["messages"]] == [
+            locales.text("utter_handoff_helped_thanks", "th")
+        ]
+    assert stack.query("SELECT helped FROM cases WHERE id = :c", {"c": case["id"]}) == [(False,)]
     back = child.say("สวัสดี")
     assert back["mode"] == "bot"
     assert [m["text"] for m in back["messages"]] == [locales.render("utter_greet", "th", {}).text]

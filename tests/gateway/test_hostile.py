@@ -686,7 +686,7 @@ def test_console_login_with_any_form(http, form, csrf, raw, language):
     | st.builds(
         encode,
         st.fixed_dictionaries(
-            {}, optional={"text": json_values, "wrapup": json_values, "to": json_values}
+            {}, optional={"text": json_values, "categories": json_values, "to": json_values}
         ),
         encodings,
     ),

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 from bot.handoff import cases
 from bot.store.conversations import get_or_create
 from bot.store.db import make_engine, make_sessionmaker
-from bot.store.handoff_models import Case
+from bot.store.handoff_models import Case, CaseCategory
 from bot.store.models import Conversation, Message, utcnow
 from bot.store.retention import Retention
 from tests.gateway.test_handoff_cases import database_url  # noqa: F401 (the fixture)
@@ -51,8 +51,10 @@ async def conversation_with(sessions, engine_of, age: timedelta, closed: bool) -
         case.child_note = "เรื่องรูป"
         if closed:
             await cases.move(session, case, "assigned", "test", counsellor_id=None)
-            case.wrapup = "online_sextortion"
-            await cases.move(session, case, "closed", "test", "online_sextortion")
+            await cases.move(session, case, "closed", "test", "violence.online_sexual_exploitation")
+            session.add(
+                CaseCategory(case_id=case.id, category="violence.online_sexual_exploitation")
+            )
             case.closed_at = when
         found.updated_at = when
         await session.commit()
@@ -84,6 +86,11 @@ def test_old_words_are_purged_and_wrapups_kept_without_text(retention):
                 )
                 for key in (old_key, new_key)
             }
+            kept = list(
+                await session.scalars(
+                    select(CaseCategory.category).where(CaseCategory.case_id == old_case)
+                )
+            )
         async with keeper.tracker.connect() as connection:
             events = {
                 key: (
@@ -93,14 +100,15 @@ def test_old_words_are_purged_and_wrapups_kept_without_text(retention):
                 ).scalar()
                 for key in (old_key, new_key)
             }
-        return {"old": old, "new": new, "words": words, "events": events}
+        return {"old": old, "new": new, "words": words, "events": events, "old_categories": kept}
 
     after = run(state())
-    assert (after["old"].wrapup, after["old"].summary, after["old"].child_note) == (
-        "online_sextortion",
+    assert (after["old"].topic, after["old"].summary, after["old"].child_note) == (
+        "sextortion",
         "{}",
         None,
     )
+    assert after["old_categories"] == ["violence.online_sexual_exploitation"]
     assert json.loads(after["new"].summary) == {"topics": ["sextortion"]}
     assert after["new"].child_note == "เรื่องรูป"
     assert after["words"] == {old_key: 0, new_key: 1}
