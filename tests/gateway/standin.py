@@ -2,7 +2,8 @@
 
 The real SDKs are pointed at it through their base-URL settings; tests then assert exactly what
 was sent. Handlers map (method, path) to a function that returns (status, JSON body); anything
-unhandled answers 200 {}.
+unhandled answers 200 {}. A handler answering DROP closes the connection without a response: the
+request arrived, its answer was lost.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 Handler = Callable[["Call"], tuple[int, Any]]
+DROP = -1  # the status that answers nothing
 
 
 @dataclass
@@ -34,7 +36,7 @@ class Call:
 
 
 class StandIn:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.calls: list[Call] = []
         self.handlers: dict[tuple[str, str], Handler] = {}
         self._lock = threading.Lock()
@@ -48,6 +50,9 @@ class StandIn:
                     standin.calls.append(call)
                 handler = standin.handlers.get((self.command, self.path.split("?")[0]))
                 status, body = handler(call) if handler else (200, {})
+                if status == DROP:
+                    self.close_connection = True
+                    return
                 raw = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
@@ -60,7 +65,7 @@ class StandIn:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), RequestHandler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
@@ -84,9 +89,7 @@ class StandIn:
         with self._lock:
             return [c for c in self.calls if c.path.startswith(path_prefix)]
 
-    def wait_for(
-        self, predicate: Callable[[list[Call]], bool], timeout: float = 30
-    ) -> list[Call]:
+    def wait_for(self, predicate: Callable[[list[Call]], bool], timeout: float = 30) -> list[Call]:
         """Polls the recorded calls until `predicate` holds (events are handled after the ack)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -95,3 +98,32 @@ class StandIn:
                 return calls
             time.sleep(0.05)
         raise AssertionError(f"stand-in: condition not met in {timeout}s; calls: {self.calls}")
+
+
+class LinePushes:
+    """LINE's push endpoint as it treats X-Line-Retry-Key: a request under a key already accepted
+    is refused with 409 and not delivered again. `drop` answers that many requests with nothing
+    (accepted or refused, but the answer lost)."""
+
+    def __init__(self, drop: int = 0) -> None:
+        self.drop = drop
+        self.keys: list[str | None] = []  # the retry key of every request, in order
+        self.delivered: list[Any] = []  # what reached the user
+        self._accepted: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, call: Call) -> tuple[int, Any]:
+        key = call.headers.get("X-Line-Retry-Key")
+        with self._lock:
+            self.keys.append(key)
+            if key is not None and key in self._accepted:
+                answer: tuple[int, Any] = (409, {"message": "The retry key is already accepted"})
+            else:
+                if key is not None:
+                    self._accepted.add(key)
+                self.delivered.append(call.json)
+                answer = (200, {"sentMessages": [{"id": "1", "quoteToken": "q"}]})
+            if self.drop:
+                self.drop -= 1
+                return DROP, None
+        return answer
