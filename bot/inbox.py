@@ -75,7 +75,7 @@ class Inbox:
         lease_s: float = LEASE_S,
         sweep_every_s: float = SWEEP_EVERY_S,
     ) -> None:
-        self._sessions = sessions
+        self._store = inbound.InboundStore(sessions)
         self._seal = addresses
         self._lease_s = lease_s
         self._sweep_every_s = sweep_every_s
@@ -91,9 +91,10 @@ class Inbox:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Renews this worker's leases and sweeps for rows nobody holds, for the app's life."""
-        if self._sessions.kw["bind"].dialect.name == "sqlite":
-            await inbound.release_all(self._sessions)
+        """Renews this worker's leases and sweeps for rows nobody holds, for the app's life; at
+        shutdown, what is being answered is finished first (the channels must still be open)."""
+        if self._store.sqlite:
+            await self._store.release_all()
         task = asyncio.create_task(self._keep())
         try:
             yield
@@ -101,6 +102,8 @@ class Inbox:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await self.drain()
+            self._store.close()
 
     # -- in ------------------------------------------------------------------------------------
 
@@ -108,7 +111,7 @@ class Inbox:
         """Writes (user key, event) rows and starts answering them; returns the new rows' ids.
         When this returns, the events are kept: the platform may be told so."""
         rows = [(e.event_id, user, self._seal.seal(json.dumps(asdict(e)))) for user, e in events]
-        written = await inbound.write(self._sessions, channel, rows)
+        written = await self._store.write(channel, rows)
         for user in dict.fromkeys(user for _, user in written):
             self._start(user)
         return [row_id for row_id, _ in written]
@@ -135,7 +138,7 @@ class Inbox:
                 if user in self._working:
                     continue  # this process is at it: it will hand the answer over
                 # Another replica holds this user's rows, or the row waits out a failure.
-                outcome = await inbound.outcome(self._sessions, row_id)
+                outcome = await self._store.outcome(row_id)
                 if outcome is None:
                     return None
                 if outcome.finished:
@@ -151,7 +154,7 @@ class Inbox:
 
     async def sweep(self) -> None:
         """Starts a worker for every user with rows nobody holds."""
-        for user in await inbound.waiting(self._sessions):
+        for user in await self._store.waiting():
             self._start(user)
 
     # -- the worker ----------------------------------------------------------------------------
@@ -170,7 +173,7 @@ class Inbox:
         try:
             while True:
                 self._again.discard(user)
-                row = await inbound.claim(self._sessions, user, self._lease_s)
+                row = await self._store.claim(user, self._lease_s)
                 while row is not None:
                     row = await self._answer(row)
                 if user not in self._again:
@@ -189,13 +192,13 @@ class Inbox:
         except Exception:
             log.exception("answering a %s event failed (attempt %d)", row.channel, row.attempts)
             retry_at = utcnow() + timedelta(seconds=RETRY_AFTER_S * row.attempts)
-            await inbound.release(self._sessions, row, retry_at)
+            await self._store.release(row, retry_at)
             return None
         finally:
             self._claims.discard(row.claim)
         waiting = self._waiting.get(row.id)
         kept = None if waiting is not None or answer is None else json.dumps(answer)
-        following = await inbound.finish(self._sessions, row, kept, self._lease_s)
+        following = await self._store.finish(row, kept, self._lease_s)
         if waiting is not None and not waiting.done():
             waiting.set_result(answer)
         return following
@@ -227,7 +230,7 @@ class Inbox:
     async def _keep(self) -> None:
         while True:
             try:
-                await inbound.renew(self._sessions, list(self._claims), self._lease_s)
+                await self._store.renew(list(self._claims), self._lease_s)
                 await self.sweep()
             except Exception:
                 log.exception("the inbox's sweep failed")

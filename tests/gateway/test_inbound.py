@@ -432,15 +432,16 @@ def test_the_inbox_keeps_no_words_once_answered_and_is_purged_and_erased(databas
         sessions = make_sessionmaker(engine)
         retention = Retention(sessions, None, 30)
         child, other = f"line-{uuid.uuid4().hex[:10]}", f"line-{uuid.uuid4().hex[:10]}"
+        store = inbound.InboundStore(sessions)
         try:
             rows = [(f"e{i}-{child}", child, f"sealed words {i}") for i in range(3)]
-            written = await inbound.write(sessions, "line", rows)
+            written = await store.write("line", rows)
             assert [user for _, user in written] == [child] * 3
-            assert await inbound.write(sessions, "line", rows[:1]) == []  # a redelivery
-            await inbound.write(sessions, "line", [(f"x-{other}", other, "other words")])
+            assert await store.write("line", rows[:1]) == []  # a redelivery
+            await store.write("line", [(f"x-{other}", other, "other words")])
 
-            answered = await inbound.claim(sessions, child, 20)
-            erasing = await inbound.finish(sessions, answered, None, 20)
+            answered = await store.claim(child, 20)
+            erasing = await store.finish(answered, None, 20)
             async with sessions() as session:
                 finished = await session.get(Inbound, answered.id)
                 assert finished.payload is None and finished.finished_at is not None
@@ -462,6 +463,7 @@ def test_the_inbox_keeps_no_words_once_answered_and_is_purged_and_erased(databas
             async with sessions() as session:
                 assert (await session.scalars(select(Inbound.id))).all() == []
         finally:
+            store.close()
             await engine.dispose()
 
     asyncio.run(scenario())
