@@ -90,8 +90,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             state.sessions = sessions
             state.health = health
             state.locales = Locales(settings.locales_dir)
-            state.inbox = Inbox()
             state.addresses = AddressBook(settings.user_id_secret)
+            state.inbox = Inbox(state.sessions, state.addresses)
+            state.inbox.register(webchat.CHANNEL, webchat.WebChat(state))
+            for channel in channels:
+                state.inbox.register(channel.name, channel)
             state.http = client
             state.relay = Relay(state.sessions, {c.name: c for c in channels})
             state.handoff = Handoff(
@@ -117,6 +120,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             async with (
                 state.handoff.events.running(),
                 platforms.running(channels, app),
+                state.inbox.running(),
                 _every(settings.handoff_check_every_s, state.handoff.check_waiting),
                 _every(settings.retention_check_every_s, state.retention.purge),
                 _every(settings.relay_retry_every_s, state.relay.retry),

@@ -5,8 +5,11 @@ order per user, hash the id, route) is bot/channels/platform.py's.
 
 - Requests are verified with the SDK's signature check before anything is read.
 - Replies use the event's reply token (free). When it is missing, too old, or the reply fails, the
-  same messages are pushed (billed), unless the user has blocked the account. Pushes are counted
-  per month and a warning is logged at 80% of LINE_PUSH_BUDGET.
+  same messages go to the push outbox (bot/handoff/relay.py) and are pushed (billed) with an
+  X-Line-Retry-Key derived from their outbox row, unless the user has blocked the account: a push
+  retried after its answer was lost is delivered once (LINE answers 409 to the repeated key, which
+  counts as delivered). Pushes are counted per month and a warning is logged at 80% of
+  LINE_PUSH_BUDGET.
 - Images, videos, audio and files are never downloaded: the data API is never called.
 - The LINE user id is kept only encrypted (bot/address.py), so a later push can reach the child.
 - Quick replies and rich-menu areas arrive as postbacks, marked as pressed: "delete my data" (the
@@ -61,14 +64,12 @@ from linebot.v3.webhooks import (
     UserSource,
     VideoMessageContent,
 )
-from sqlalchemy import select
 from starlette.applications import Starlette
 
 from bot.channels.platform import Event, PlatformChannel, Refused
 from bot.config import Settings
 from bot.message import Button, Outgoing
-from bot.store.deliveries import count_push
-from bot.store.models import Conversation
+from bot.store import deliveries
 from bot.text_split import fit_utf16, split_utf16, utf16_len
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,17 @@ def _merge(texts: list[str], most: int) -> list[str]:
             break
         texts[best : best + 2] = [texts[best] + "\n\n" + texts[best + 1]]
     return texts
+
+
+def _fitting(replies: list[Outgoing]) -> int:
+    """How many of the replies, from the first, one request can carry (0: not even the first)."""
+    fitting = 0
+    while (
+        fitting < len(replies)
+        and len(line_messages(replies[: fitting + 1])) <= MAX_MESSAGES_PER_REQUEST
+    ):
+        fitting += 1
+    return fitting
 
 
 def quick_replies(buttons: list[Button]) -> QuickReply | None:
@@ -337,36 +349,32 @@ class LineChannel(PlatformChannel):
             if isinstance(outcome, Exception):
                 log.info("LINE loading animation or read mark failed (%s)", _why(outcome))
 
-    async def send(self, event: Event, user: str, replies: list[Outgoing]) -> None:
-        """One reply request with the reply token; what does not fit in it, or all of it when the
-        reply cannot be made, is pushed."""
+    async def send(self, event: Event, user: str, replies: list[Outgoing]) -> list[Outgoing]:
+        """The replies that fit in one reply request go with the reply token (free); the rest,
+        or all of them when the reply cannot be made, are handed back for the push outbox, which
+        pushes them with retry keys of their own (bot/handoff/relay.py)."""
         status = self._status.get(event.event_id)
         if status is not None:
             await status  # never raises: _show_status logs its own failures
-        messages = line_messages(replies)
-        batches = [
-            messages[i : i + MAX_MESSAGES_PER_REQUEST]
-            for i in range(0, len(messages), MAX_MESSAGES_PER_REQUEST)
-        ]
-        if not batches:
-            return
-        if await self._reply(event, batches[0]):
-            batches = batches[1:]
-        for number, batch in enumerate(batches):
-            key = uuid.uuid5(_RETRY_KEYS, f"{event.event_id}:{number}")
-            await self._push(user, event.user_id, batch, key)
+        fitting = _fitting(replies)
+        if fitting and await self._reply(event, line_messages(replies[:fitting])):
+            return replies[fitting:]
+        return replies
 
-    async def push(self, user: str, replies: list[Outgoing]) -> bool:
-        """Pushes to a user known only by key (a counsellor's message, a queue update), through
-        the sealed address; never to a user who blocked the account."""
+    async def push(self, user: str, replies: list[Outgoing], key: str) -> bool:
+        """Pushes to a user known only by key (the outbox: a counsellor's message, a queue
+        update, a reply that could not be made), through the sealed address; never to a user
+        who blocked the account. `key` names the outbox row: the retry key derived from it is
+        the same at every retry, so LINE delivers a push once however often it is retried."""
         line_id = await self.push_address(user)
         messages = line_messages(replies)
         if not line_id or not messages:
             return False
         sent = True
-        for i in range(0, len(messages), MAX_MESSAGES_PER_REQUEST):
-            batch = messages[i : i + MAX_MESSAGES_PER_REQUEST]
-            sent = await self._push(user, line_id, batch, uuid.uuid4()) and sent
+        for number, start in enumerate(range(0, len(messages), MAX_MESSAGES_PER_REQUEST)):
+            batch = messages[start : start + MAX_MESSAGES_PER_REQUEST]
+            retry_key = uuid.uuid5(_RETRY_KEYS, f"{key}:{number}")
+            sent = await self._push(user, line_id, batch, retry_key) and sent
         return sent
 
     async def _reply(self, event: Event, batch: list[TextMessage]) -> bool:
@@ -389,11 +397,7 @@ class LineChannel(PlatformChannel):
     ) -> bool:
         """One push, retried once on a network or server error under the same retry key (LINE
         then sends it at most once); counted against the monthly budget."""
-        async with self.state.sessions() as session:
-            unreachable = await session.scalar(
-                select(Conversation.unreachable).where(Conversation.user_key == user)
-            )
-        if unreachable:
+        if await deliveries.unreachable(self.state.sessions, user):
             log.info("not pushing to a LINE user who blocked the account")
             return False
         request = PushMessageRequest(to=line_id, messages=batch)
@@ -421,7 +425,7 @@ class LineChannel(PlatformChannel):
         return True
 
     async def _count_push(self) -> None:
-        total = await count_push(self.state.sessions, self.name)
+        total = await deliveries.count_push(self.state.sessions, self.name)
         budget = self.settings.line_push_budget
         if budget <= 0:
             return

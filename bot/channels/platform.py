@@ -2,8 +2,10 @@
 
 A platform adapter (LINE, Telegram) says only what is particular to its platform: how a request is
 verified and parsed into events, and how replies are sent. Everything else happens here, once:
-answer the webhook at once, drop redeliveries by event id, process each user's events in order
-after the response, hash the user id, route, and hand the replies back to the adapter to send.
+write each event to the durable inbox before the webhook is answered (bot/inbox.py: a redelivery
+is dropped by its event id, each user's events are answered in order, by any replica, also after
+a crash), hash the user id, route, hand the replies to the adapter to send, and what it could not
+send to the push outbox (bot/handoff/relay.py).
 """
 
 from __future__ import annotations
@@ -12,25 +14,26 @@ import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from bot.identity import user_key
+from bot.inbox import Event
 from bot.language import reply_language
 from bot.message import Incoming, Outgoing
-from bot.store.conversations import get_or_create, language_of
-from bot.store.deliveries import first_deliveries
-from bot.store.models import Conversation
+from bot.store import deliveries
+from bot.store.conversations import language_of
 from bot.untrusted import valid_text
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
+
+__all__ = ["Event", "PlatformChannel", "Refused"]
 
 
 class Refused(Exception):
@@ -39,23 +42,6 @@ class Refused(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status = status
-
-
-@dataclass(frozen=True)
-class Event:
-    """One platform event, reduced to what the gateway needs.
-
-    `kind`: text (text and button presses), sticker, media, follow, unfollow, or ignore.
-    `reply` carries what the adapter needs to answer (a reply token, a chat id, message ids).
-    `pressed`: the text is the payload of a button (or menu area) the user pressed, not typed.
-    """
-
-    event_id: str
-    user_id: str
-    kind: str
-    text: str = ""
-    reply: dict[str, Any] = field(default_factory=dict)
-    pressed: bool = False
 
 
 def _valid(event: Event) -> Event:
@@ -76,8 +62,9 @@ class PlatformChannel(ABC):
         """Verify and parse a webhook request; raise Refused when it is not acceptable."""
 
     @abstractmethod
-    async def send(self, event: Event, user: str, replies: list[Outgoing]) -> None:
-        """Deliver the replies to this event's user."""
+    async def send(self, event: Event, user: str, replies: list[Outgoing]) -> list[Outgoing]:
+        """Delivers the replies to this event's user; returns those it could not deliver (they
+        go to the push outbox)."""
 
     @contextlib.asynccontextmanager
     async def running(self, app: Starlette) -> AsyncIterator[None]:
@@ -106,25 +93,35 @@ class PlatformChannel(ABC):
         return JSONResponse({"ok": True})
 
     async def accept(self, state: Any, events: list[Event]) -> None:
-        """Drops ignored events and queues the rest, in order per user (an already delivered one
-        is dropped when its turn comes, see _handle). Webhooks and polling (Telegram without a
-        public URL) both come in through here."""
-        for event in [_valid(e) for e in events if e.kind != "ignore"]:
-            user = user_key(state.settings.user_id_secret, self.name, event.user_id)
-            state.inbox.submit(user, lambda e=event, u=user: self._handle(state, e, u))
+        """Writes every event not ignored to the durable inbox; once this returns they are kept.
+        Webhooks and polling (Telegram without a public URL) both come in through here."""
+        secret = state.settings.user_id_secret
+        accepted = [
+            (user_key(secret, self.name, e.user_id), e)
+            for e in (_valid(e) for e in events if e.kind != "ignore")
+        ]
+        if accepted:
+            await state.inbox.accept(self.name, accepted)
 
-    async def _handle(self, state: Any, event: Event, user: str) -> None:
-        # The delivery is recorded here, in the user's queue, not before the acknowledgement: the
-        # webhook then answers without waiting for the database (make bench), and a redelivery
-        # queued behind its original finds the id taken and is dropped.
-        if not await first_deliveries(state.sessions, self.name, [event.event_id]):
-            return
+    async def handle(self, event: Event, user: str) -> None:
+        """Answers one event from the inbox (bot/inbox.py)."""
         self.started(event)
         replies = await self.on_special(event, user)
         if replies is None:
             replies = await self.route(user, event.text, event.kind, event.pressed)
         if replies:
-            await self.send(event, user, replies)
+            await self.deliver(event, user, replies)
+
+    async def fail_safe(self, event: Event, user: str) -> None:
+        """The answer to an event that could not be answered: 1387, 1300, 191, and a person."""
+        language = await self.conversation_language(user) or self.state.settings.default_language
+        await self.deliver(event, user, [self.state.locales.say("utter_fallback", language)])
+
+    async def deliver(self, event: Event, user: str, replies: list[Outgoing]) -> None:
+        """Sends; what could not be sent goes to the push outbox, so the event is answered."""
+        undelivered = await self.send(event, user, replies)
+        if undelivered:
+            await self.state.relay.later(user, undelivered)
 
     # -- what adapters share once an event is theirs -------------------------------------------
 
@@ -158,35 +155,15 @@ class PlatformChannel(ABC):
             return await language_of(session, user)
 
     async def remember_address(self, user: str, platform_id: str, reachable: bool) -> None:
-        """Keeps the platform id, sealed, for later pushes; `reachable` (an unblock) clears the
-        unreachable flag. Writes only when something changed."""
-        addresses = self.state.addresses
-        async with self.state.sessions() as session:
-            conversation = await get_or_create(session, user, self.name)
-            if reachable and conversation.unreachable:
-                conversation.unreachable = False
-            if not conversation.unreachable and addresses.open(conversation.address) != platform_id:
-                conversation.address = addresses.seal(platform_id)
-            await session.commit()
+        """Keeps the platform id, sealed, for later pushes (bot/store/deliveries.py)."""
+        await deliveries.remember_address(
+            self.state.sessions, self.state.addresses, user, self.name, platform_id, reachable
+        )
 
     async def mark_unreachable(self, user: str) -> None:
         """The user blocked the bot: never push again, and the address is no longer kept."""
-        async with self.state.sessions() as session:
-            conversation = await get_or_create(session, user, self.name)
-            conversation.unreachable = True
-            conversation.address = None
-            await session.commit()
+        await deliveries.mark_unreachable(self.state.sessions, user, self.name)
 
     async def push_address(self, user: str) -> str | None:
         """The platform id a push to this user goes to; None when unknown or blocked."""
-        async with self.state.sessions() as session:
-            row = (
-                await session.execute(
-                    select(Conversation.address, Conversation.unreachable).where(
-                        Conversation.user_key == user
-                    )
-                )
-            ).first()
-        if row is None or row.unreachable:
-            return None
-        return self.state.addresses.open(row.address)
+        return await deliveries.push_address(self.state.sessions, self.state.addresses, user)

@@ -27,10 +27,10 @@ import hmac
 import logging
 import re
 from collections.abc import AsyncIterator, Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select
+import httpx
 from starlette.applications import Starlette
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType
@@ -40,7 +40,6 @@ from telegram.error import (
     NetworkError,
     RetryAfter,
     TelegramError,
-    TimedOut,
 )
 from telegram.request import HTTPXRequest
 
@@ -49,7 +48,7 @@ from bot.channels.platform import Event, PlatformChannel, Refused
 from bot.config import Settings
 from bot.language import reply_language
 from bot.message import Button, Outgoing
-from bot.store.models import TelegramMessageId, utcnow
+from bot.store import deliveries
 from bot.text_split import fit_utf16, split_utf16
 from bot.untrusted import loads
 
@@ -98,6 +97,8 @@ _NO_WORDS = ("location", "venue", "contact", "poll", "dice", "game")  # answered
 _JOINED = (ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR)
 # A refusal, or an answer the SDK could not read (KeyError and the like).
 _API_ERRORS = (TelegramError, KeyError, TypeError, ValueError)
+# What a send came to, besides the Message Telegram answered with.
+_NOT_SENT, _MAYBE_SENT, _BLOCKED = object(), object(), object()
 
 
 def make_bot(settings: Settings) -> Bot:
@@ -130,13 +131,18 @@ def telegram_messages(replies: list[Outgoing]) -> list[tuple[str, InlineKeyboard
     """The router's replies as (text, keyboard) messages within Telegram's text limit. A reply's
     buttons go under its own last piece (inline keyboards stay where they are sent); buttons of a
     reply without text join the message before it."""
-    out: list[tuple[str, list[Button]]] = []
-    for reply in replies:
+    return [(text, markup) for _, text, markup in _numbered(replies)]
+
+
+def _numbered(replies: list[Outgoing]) -> list[tuple[int, str, InlineKeyboardMarkup | None]]:
+    """telegram_messages, each with the number of the reply it starts from."""
+    out: list[tuple[int, str, list[Button]]] = []
+    for number, reply in enumerate(replies):
         texts = split_utf16(reply.text, MAX_TEXT)
-        out.extend((text, []) for text in texts)
+        out.extend((number, text, []) for text in texts)
         if out:
-            out[-1][1].extend(reply.buttons)
-    return [(text, keyboard(buttons)) for text, buttons in out]
+            out[-1][2].extend(reply.buttons)
+    return [(number, text, keyboard(buttons)) for number, text, buttons in out]
 
 
 def command_of(text: str) -> str | None:
@@ -431,45 +437,15 @@ class TelegramChannel(PlatformChannel):
     # -- /clear --------------------------------------------------------------------------------
 
     async def _record(self, user: str, sent: list[tuple[int, float]]) -> None:
-        """Keeps message ids for /clear. Of the ids too old to delete, only the newest is kept:
-        it is how /clear knows to tell the child that older messages remain."""
-        old = and_(
-            TelegramMessageId.user_key == user,
-            TelegramMessageId.sent_at < utcnow() - DELETABLE_FOR,
-        )
-        newest_old = select(func.max(TelegramMessageId.id)).where(old).scalar_subquery()
-        async with self.state.sessions() as session:
-            session.add_all(
-                TelegramMessageId(
-                    user_key=user,
-                    message_id=message_id,
-                    sent_at=datetime.fromtimestamp(at, timezone.utc),
-                )
-                for message_id, at in sent
-            )
-            await session.flush()
-            await session.execute(
-                delete(TelegramMessageId).where(old, TelegramMessageId.id < newest_old)
-            )
-            await session.commit()
+        """Keeps message ids for /clear (bot/store/deliveries.py)."""
+        await deliveries.record_message_ids(self.state.sessions, user, sent, DELETABLE_FOR)
 
     async def _clear(self, event: Event, user: str) -> str:
         """Deletes every message of this chat that bots may still delete (the /clear command and
         its question included); returns the response to show as the button's answer."""
-        cutoff = utcnow() - DELETABLE_FOR
-        mine = TelegramMessageId.user_key == user
-        async with self.state.sessions() as session:
-            rows = (
-                await session.execute(
-                    select(TelegramMessageId.message_id, TelegramMessageId.sent_at).where(mine)
-                )
-            ).all()
-            await session.execute(
-                delete(TelegramMessageId).where(mine, TelegramMessageId.sent_at >= cutoff)
-            )
-            await session.commit()
-        fresh = sorted({row.message_id for row in rows if _aware(row.sent_at) >= cutoff})
-        complete = len(fresh) == len(rows)  # nothing older stays behind
+        fresh, complete = await deliveries.take_message_ids(
+            self.state.sessions, user, DELETABLE_FOR
+        )
         for start in range(0, len(fresh), MAX_DELETE_BATCH):
             batch = fresh[start : start + MAX_DELETE_BATCH]
             try:
@@ -481,49 +457,59 @@ class TelegramChannel(PlatformChannel):
 
     # -- out -----------------------------------------------------------------------------------
 
-    async def send(self, event: Event, user: str, replies: list[Outgoing]) -> None:
-        await self._send(event.reply["chat"], user, replies)
+    async def send(self, event: Event, user: str, replies: list[Outgoing]) -> list[Outgoing]:
+        return await self._send(event.reply["chat"], user, replies)
 
-    async def push(self, user: str, replies: list[Outgoing]) -> bool:
-        """Sends to a user known only by key (a counsellor's message, a queue update), through
-        the sealed chat id; never to a user who blocked the bot."""
+    async def push(self, user: str, replies: list[Outgoing], key: str) -> bool:
+        """Sends to a user known only by key (the outbox: a counsellor's message, a queue
+        update), through the sealed chat id; never to a user who blocked the bot. Telegram has
+        no retry key: a send whose answer was lost counts as sent, so nothing arrives twice."""
         chat = await self.push_address(user)
-        return bool(chat) and await self._send(int(chat), user, replies)
+        return bool(chat) and not await self._send(int(chat), user, replies)
 
     async def _send(
         self, chat: int, user: str, replies: list[Outgoing], record: bool = True
-    ) -> bool:
-        """Sends in order, stopping at the first failure; records the sent ids for /clear."""
+    ) -> list[Outgoing]:
+        """Sends in order, stopping at the first failure; records the sent ids for /clear.
+        Returns the replies not sent, for the push outbox (none once the user blocked the bot)."""
         sent: list[tuple[int, float]] = []
-        complete = True
-        for text, markup in telegram_messages(replies):
-            message = await self._send_one(chat, user, text, markup)
-            if message is None:
-                complete = False
+        undelivered: list[Outgoing] = []
+        for number, text, markup in _numbered(replies):
+            outcome = await self._send_one(chat, user, text, markup)
+            if isinstance(outcome, Message):
+                sent.append((outcome.message_id, outcome.date.timestamp()))
+            elif outcome is _NOT_SENT:
+                undelivered = replies[number:]
                 break
-            sent.append((message.message_id, message.date.timestamp()))
+            elif outcome is _BLOCKED:
+                break
         if record and sent:
             await self._record(user, sent)
-        return complete
+        return undelivered
 
     async def _send_one(
         self, chat: int, user: str, text: str, markup: InlineKeyboardMarkup | None
-    ) -> Message | None:
-        """One sendMessage, tried once more when _retry_wait says so."""
+    ) -> Message | object:
+        """One sendMessage: the Message, _MAYBE_SENT when the request went out but its answer was
+        lost (never sent again: it may have arrived), _NOT_SENT, or _BLOCKED. Tried once more
+        when _retry_wait says so."""
         for attempt in (1, 2):
             try:
                 return await self._client().send_message(chat, text, reply_markup=markup)
             except Forbidden:
                 log.info("a Telegram user blocked the bot; not sending to them any more")
                 await self.mark_unreachable(user)
-                return None
+                return _BLOCKED
             except _API_ERRORS as exc:
                 wait = _retry_wait(exc) if attempt == 1 else None
                 if wait is None:
+                    if _maybe_sent(exc):
+                        log.warning("Telegram sendMessage's answer was lost (%s)", _why(exc))
+                        return _MAYBE_SENT
                     log.error("Telegram sendMessage failed (%s)", _why(exc))
-                    return None
+                    return _NOT_SENT
                 await asyncio.sleep(wait)
-        return None
+        return _NOT_SENT
 
     async def _answer(self, query_id: str, text: str | None = None) -> None:
         """Answers a button press, with a short notice when there is something to say."""
@@ -559,22 +545,28 @@ class TelegramChannel(PlatformChannel):
         return self._bot
 
 
-def _aware(moment: datetime) -> datetime:
-    """SQLite returns stored UTC times without their zone."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def _retry_wait(exc: BaseException) -> float | None:
     """Seconds before the one retry a failed send deserves; None for no retry. Flood control
-    says how long; a connection that failed before anything was sent is retried at once; a
-    timeout (the message may have arrived) or a refusal is not retried."""
+    says how long; a connection that failed before anything was sent is retried at once; any
+    other network error (a timeout, a connection lost before the answer: the message may have
+    arrived) or a refusal is not retried."""
     if isinstance(exc, RetryAfter):
         wait = exc.retry_after
         seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
         return min(seconds, MAX_RETRY_AFTER_S)
-    if isinstance(exc, NetworkError) and not isinstance(exc, (BadRequest, TimedOut)):
+    if _unsent(exc):
         return 0.0
     return None
+
+
+def _unsent(exc: BaseException) -> bool:
+    """The request never reached Telegram: the connection could not even be opened."""
+    return isinstance(exc, NetworkError) and isinstance(exc.__cause__, httpx.ConnectError)
+
+
+def _maybe_sent(exc: BaseException) -> bool:
+    """The request went out and its answer was lost: Telegram may have sent the message."""
+    return isinstance(exc, NetworkError) and not isinstance(exc, BadRequest) and not _unsent(exc)
 
 
 def _why(exc: BaseException) -> str:

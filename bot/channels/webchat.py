@@ -7,11 +7,17 @@ POST /webchat/messages takes {"user", "text"} and, for a button the page's user 
 "pressed": true (only a pressed "yes" deletes anything, bot/forget.py); "language", the page's,
 for a payload sent before the child has written anything. Its answer carries
 "forgotten": true once the user's data was erased, so the page lets go of its own copy too.
+
+A message goes through the durable inbox like a LINE or Telegram event (bot/inbox.py): it is
+written first, and a child's messages are answered one at a time, in order, whichever replica
+each request reaches; the request waits for its own message's answer.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +28,8 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from bot.identity import user_key
-from bot.language import written
+from bot.inbox import Event
+from bot.language import reply_language, written
 from bot.message import Incoming
 from bot.ratelimit import client_address
 from bot.store.models import Conversation, Message
@@ -33,6 +40,9 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_USER_CHARS = 128
 MAX_FETCH = 100
 MAX_CURSOR = 2**63 - 1  # the largest id a database stores
+# The longest a request waits for its answer (the child's earlier messages are answered first);
+# past it the fail-safe answers, and the answer still comes, fetched like a counsellor's words.
+ANSWER_WAIT_S = 60.0
 STATIC = Path(__file__).resolve().parent.parent / "static"
 PAGE = Environment(loader=FileSystemLoader(STATIC), autoescape=select_autoescape(["html"]))
 # The page's labels (locales/, like every other sentence).
@@ -102,21 +112,54 @@ async def post_message(request: Request) -> JSONResponse:
     except ValueError as exc:
         return _error(str(exc), 400)
     state = request.app.state
-    incoming = Incoming(
-        channel=CHANNEL,
-        user_key=user_key(state.settings.user_id_secret, CHANNEL, user),
+    event = Event(
+        event_id=uuid.uuid4().hex,
+        user_id="",  # the web chat's own id is only ever used hashed
+        kind="text",
         text=text,
         pressed=body.get("pressed") is True,  # a button on the page, not typed
-        language=_spoken(state, body.get("language")),
+        reply={"language": _spoken(state, body.get("language"))},  # the page's
     )
-    reply = await state.router.handle(incoming)
-    answer: dict[str, Any] = {
-        "messages": [m.as_json() for m in reply.messages],
-        "mode": reply.mode,
-    }
-    if reply.forgotten:
-        answer["forgotten"] = True
+    key = user_key(state.settings.user_id_secret, CHANNEL, user)
+    answer = await state.inbox.answer(CHANNEL, key, event, ANSWER_WAIT_S)
+    if answer is None:
+        answer = await WebChat(state).fail_safe(event, key)
     return JSONResponse(answer)
+
+
+class WebChat:
+    """The web chat's answers to the inbox's events (bot/inbox.py): the router's reply as the
+    request's JSON answer."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+
+    async def handle(self, event: Event, user: str) -> dict[str, Any]:
+        incoming = Incoming(
+            channel=CHANNEL,
+            user_key=user,
+            text=event.text,
+            pressed=event.pressed,
+            language=event.reply.get("language"),
+        )
+        reply = await self.state.router.handle(incoming)
+        answer: dict[str, Any] = {
+            "messages": [m.as_json() for m in reply.messages],
+            "mode": reply.mode,
+        }
+        if reply.forgotten:
+            answer["forgotten"] = True
+        return answer
+
+    async def fail_safe(self, event: Event, user: str) -> dict[str, Any]:
+        """1387, 1300, 191 and a person, in the language of the words sent, else the page's."""
+        settings, languages = self.state.settings, self.state.locales.languages
+        page = event.reply.get("language")
+        language = reply_language(
+            written(event.text), None, page, settings.default_language, languages
+        )
+        fallback = replace(self.state.locales.say("utter_fallback", language), sender="fallback")
+        return {"messages": [fallback.as_json()], "mode": "bot"}
 
 
 async def later_messages(request: Request) -> JSONResponse:

@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 
 
 class Pushes(Protocol):
-    async def push(self, user: str, replies: list[Outgoing]) -> bool: ...
+    async def push(self, user: str, replies: list[Outgoing], key: str) -> bool:
+        """Pushes to a user known by key; `key` names the outbox row, the same at every retry,
+        so the platform can drop a copy it already has (LINE's X-Line-Retry-Key)."""
 
 
 def buttons_json(message: Outgoing) -> str | None:
@@ -75,6 +77,29 @@ class Relay:
             return True  # the web chat fetches it
         return await self._flush(conversation_id)
 
+    async def later(self, user_key: str, messages: list[Outgoing]) -> bool:
+        """Replies a channel could not send at once, pushed from the outbox: those already stored
+        (a `cursor`) are marked pending, the others are stored so; then they are pushed in order."""
+        async with self._sessions() as session:
+            conversation = await session.scalar(
+                select(Conversation).where(Conversation.user_key == user_key)
+            )
+            if conversation is None:
+                return False
+            cursors = [m.cursor for m in messages if m.cursor is not None]
+            if cursors:
+                await session.execute(
+                    update(Message)
+                    .where(Message.conversation_id == conversation.id, Message.id.in_(cursors))
+                    .values(push_pending=True)
+                )
+            rows = stored(conversation.id, "bot", [m for m in messages if m.cursor is None])
+            for row in rows:
+                row.push_pending = True
+            session.add_all(rows)
+            await session.commit()
+        return await self._flush(conversation.id)
+
     async def retry(self) -> None:
         """Pushes every conversation's pending messages, oldest first."""
         async with self._sessions() as session:
@@ -115,7 +140,8 @@ class Relay:
                 await session.commit()
                 return False
             channel: Pushes = self._channels[conversation.channel]
-            if not await channel.push(conversation.user_key, [_outgoing(row)]):
+            key = f"message:{row.id}"  # the outbox row: the same key at every retry
+            if not await channel.push(conversation.user_key, [_outgoing(row)], key):
                 log.warning("a push to a %s user failed; retrying later", conversation.channel)
                 return False
             row.push_pending = False

@@ -51,11 +51,11 @@ def make_engine(url: str) -> AsyncEngine:
         hide_parameters=True,
     )
     if sqlite:
-        event.listen(engine.sync_engine, "connect", _sqlite_foreign_keys)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
     return engine
 
 
-def _sqlite_foreign_keys(connection, _record) -> None:  # noqa: ANN001 (DB-API connection)
+def sqlite_pragmas(connection, _record) -> None:  # noqa: ANN001 (DB-API connection)
     """SQLite enforces foreign keys (and so deletes a forgotten user's cases) only when asked."""
     cursor = connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")

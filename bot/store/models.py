@@ -90,16 +90,42 @@ class Message(Base):
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 
 
-class DeliveredEvent(Base):
-    """Platform event ids already handled, so a redelivery is dropped, also after a restart."""
+class Inbound(Base):
+    """Every accepted event (LINE, Telegram, web chat), written before the platform's 200: the
+    durable inbox (bot/inbox.py). The unique key drops a redelivery, also after a restart.
 
-    __tablename__ = "delivered_events"
-    __table_args__ = (UniqueConstraint("channel", "event_id", name="uq_delivered_events"),)
+    `payload` holds what answering needs (the words, the platform's ids, a reply token) sealed
+    with the address key (bot/address.py), and only until the row is finished. A worker owns the
+    row while `lease_until` is ahead and `claim` is its token; `attempts` counts the claims, so a
+    row that keeps failing gets the fail-safe answer. `answer` is a web chat's reply when the row
+    was answered somewhere other than where its request waits."""
+
+    __tablename__ = "inbound"
+    __table_args__ = (
+        UniqueConstraint("channel", "event_id", name="uq_inbound_event"),
+        # The oldest unfinished row of each user, found without reading the finished ones.
+        Index(
+            "ix_inbound_unfinished",
+            "user_key",
+            "id",
+            sqlite_where=text("finished_at IS NULL"),
+            postgresql_where=text("finished_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16), nullable=False)
     event_id: Mapped[str] = mapped_column(String(128), nullable=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    user_key: Mapped[str] = mapped_column(String(64), index=True, nullable=False)
+    payload: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    claim: Mapped[str | None] = mapped_column(String(32))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    answer: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, nullable=False
+    )
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class PushCount(Base):

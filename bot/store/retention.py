@@ -15,10 +15,10 @@ from sqlalchemy import delete, exists, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from bot.store import exclusive
+from bot.store import exclusive, inbound
 from bot.store.conversations import forget
 from bot.store.handoff_models import Case, CaseNote, Transition
-from bot.store.models import Conversation, DeliveredEvent, Message, TelegramMessageId, utcnow
+from bot.store.models import Conversation, Message, TelegramMessageId, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class Retention:
                     .where(Transition.at < before, Transition.note.is_not(None))
                     .values(note=None),
                 ),
-                ("delivered", delete(DeliveredEvent).where(DeliveredEvent.created_at < before)),
+                ("inbound", inbound.purge_before(before)),
                 (
                     "telegram_ids",
                     delete(TelegramMessageId).where(TelegramMessageId.sent_at < before),
@@ -90,8 +90,10 @@ class Retention:
         return counts
 
     async def forget(self, user_key: str) -> None:
-        """Erases one user everywhere: conversation, messages, cases, Rasa's tracker."""
+        """Erases one user everywhere: conversation, messages, cases, what the inbox kept,
+        Rasa's tracker."""
         async with self.sessions() as session:
+            await inbound.forget(session, user_key)
             await session.execute(
                 delete(TelegramMessageId).where(TelegramMessageId.user_key == user_key)
             )

@@ -2,7 +2,8 @@
 
 The real SDKs are pointed at it through their base-URL settings; tests then assert exactly what
 was sent. Handlers map (method, path) to a function that returns (status, JSON body); anything
-unhandled answers 200 {}.
+unhandled answers 200 {}. A handler answering DROP closes the connection without a response: the
+request arrived, its answer was lost.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 Handler = Callable[["Call"], tuple[int, Any]]
+DROP = -1  # the status that answers nothing
 
 # LINE calls that show a chat's state and send no message: the loading animation, the read mark.
 LINE_LOADING = "/v2/bot/chat/loading/start"
@@ -39,7 +41,7 @@ class Call:
 
 
 class StandIn:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.calls: list[Call] = []
         self.handlers: dict[tuple[str, str], Handler] = {}
         self._lock = threading.Lock()
@@ -53,6 +55,9 @@ class StandIn:
                     standin.calls.append(call)
                 handler = standin.handlers.get((self.command, self.path.split("?")[0]))
                 status, body = handler(call) if handler else (200, {})
+                if status == DROP:
+                    self.close_connection = True
+                    return
                 raw = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
@@ -65,7 +70,7 @@ class StandIn:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), RequestHandler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
@@ -103,9 +108,7 @@ class StandIn:
         self.handlers[("POST", LINE_LOADING)] = lambda call: (status or 202, {})
         self.handlers[("POST", LINE_MARK_READ)] = lambda call: (status or 200, {})
 
-    def wait_for(
-        self, predicate: Callable[[list[Call]], bool], timeout: float = 30
-    ) -> list[Call]:
+    def wait_for(self, predicate: Callable[[list[Call]], bool], timeout: float = 30) -> list[Call]:
         """Polls the recorded calls until `predicate` holds (events are handled after the ack)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -114,3 +117,32 @@ class StandIn:
                 return calls
             time.sleep(0.05)
         raise AssertionError(f"stand-in: condition not met in {timeout}s; calls: {self.calls}")
+
+
+class LinePushes:
+    """LINE's push endpoint as it treats X-Line-Retry-Key: a request under a key already accepted
+    is refused with 409 and not delivered again. `drop` answers that many requests with nothing
+    (accepted or refused, but the answer lost)."""
+
+    def __init__(self, drop: int = 0) -> None:
+        self.drop = drop
+        self.keys: list[str | None] = []  # the retry key of every request, in order
+        self.delivered: list[Any] = []  # what reached the user
+        self._accepted: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, call: Call) -> tuple[int, Any]:
+        key = call.headers.get("X-Line-Retry-Key")
+        with self._lock:
+            self.keys.append(key)
+            if key is not None and key in self._accepted:
+                answer: tuple[int, Any] = (409, {"message": "The retry key is already accepted"})
+            else:
+                if key is not None:
+                    self._accepted.add(key)
+                self.delivered.append(call.json)
+                answer = (200, {"sentMessages": [{"id": "1", "quoteToken": "q"}]})
+            if self.drop:
+                self.drop -= 1
+                return DROP, None
+        return answer

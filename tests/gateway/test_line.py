@@ -583,10 +583,10 @@ def test_a_push_by_key_uses_the_sealed_address_and_never_reaches_a_blocked_user(
             channel = gateway.app.state.channels["line"]
             await gateway.post(media(user, "sticker"))
             await gateway.settle()
-            results.append(await channel.push(hashed, [Outgoing(text="hi")]))
+            results.append(await channel.push(hashed, [Outgoing(text="hi")], "test:1"))
             await gateway.post(event("unfollow", user))
             await gateway.settle()
-            results.append(await channel.push(hashed, [Outgoing(text="hi")]))
+            results.append(await channel.push(hashed, [Outgoing(text="hi")], "test:1"))
 
     asyncio.run(scenario())
     assert results == [True, False]

@@ -54,7 +54,7 @@ class Platform:
     def __init__(self) -> None:
         self.pushed: list[tuple[str, str]] = []
 
-    async def push(self, user: str, replies: list[Outgoing]) -> bool:
+    async def push(self, user: str, replies: list[Outgoing], key: str) -> bool:
         await asyncio.sleep(0.005)
         self.pushed += [(user, reply.text) for reply in replies]
         return True
