@@ -32,7 +32,7 @@ BODIES = {
     "reply": {"text": "hello"},
     "note": {"text": "a note"},
     "transfer": {"to": None, "note": ""},
-    "close": {"wrapup": "online_sextortion"},
+    "close": {"categories": ["violence.online_sexual_exploitation"]},
     "claim": {},
 }
 

@@ -751,7 +751,9 @@ def not_theirs(stack, http) -> Iterator[NotTheirs]:
                 "select max(id) from cases where state = 'offered' and child_note = :said",
                 {"said": said},
             )[0]
-    closed = holder.post(f"/console/api/cases/{cases['closed']}/close", {"wrapup": "other"})
+    closed = holder.post(
+        f"/console/api/cases/{cases['closed']}/close", {"categories": ["violence.other"]}
+    )
     assert closed.status_code == 200, closed.text
     yield NotTheirs(cases, words, holder, other)
     holder.client.close()
@@ -766,11 +768,11 @@ def not_theirs(stack, http) -> Iterator[NotTheirs]:
     | st.builds(
         encode,
         st.fixed_dictionaries(
-            {}, optional={"text": json_values, "wrapup": json_values, "to": json_values}
+            {}, optional={"text": json_values, "categories": json_values, "to": json_values}
         ),
         encodings,
     )
-    | st.sampled_from([b'{"text": "hi"}', b'{"wrapup": "other"}', b'{"to": null}']),
+    | st.sampled_from([b'{"text": "hi"}', b'{"categories": ["violence.other"]}', b'{"to": null}']),
     lang=st.sampled_from(["th", "en", ""]),
 )
 def test_a_second_counsellor_gets_nothing_of_cases_not_theirs(
