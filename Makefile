@@ -133,8 +133,10 @@ story-test: engine model
 
 EVAL ?= ../shared/eval/dev.yml
 REPORT ?= var/eval/report.json
+# The messy slice (elongations, shorthand, wrong keyboard layout, karaoke Thai) is reported on its own.
+MESSY ?= tests/eval/messy.yml
 eval: engine model
-	$(ENGINE)/bin/python scripts/eval.py --eval $(EVAL) --report $(REPORT)
+	$(ENGINE)/bin/python scripts/eval.py --eval $(EVAL) --report $(REPORT) --slice messy=$(MESSY)
 
 # The benchmarks (README "Benchmarks"): the real stack on its own ports; writes var/bench/report.json
 # and var/bench/report.png. BENCH_QUICK=1 for a short run.

@@ -18,6 +18,7 @@ from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from components import lexicon
+from components.normaliser import RAW_TEXT
 from components.topics import DISCLOSURE_TOPICS, URGENT_TOPICS, topic_of
 
 SAFETY = "safety"
@@ -55,7 +56,13 @@ class UrgentSafetyNet(GraphComponent):
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             intent = message.get(INTENT) or {}
-            decision = assess(message.get(TEXT) or "", intent.get(INTENT_NAME_KEY))
+            text = message.get(TEXT) or ""
+            decision = assess(text, intent.get(INTENT_NAME_KEY))
+            raw = message.get(RAW_TEXT) or text
+            if not decision["urgent"] and raw != text:
+                # The words as typed get a second look: no normalisation may hide a cry for help.
+                as_typed = assess(raw, intent.get(INTENT_NAME_KEY))
+                decision = as_typed if as_typed["urgent"] else decision
             message.set(SAFETY, decision, add_to_output=True)
             if decision["urgent"] and intent.get(INTENT_NAME_KEY) != decision["kind"]:
                 message.set(

@@ -7,8 +7,10 @@ Thai reply; "my daughter" means a caregiver; "ม.2" means 13–15. The entities
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List
+from functools import cache
+from typing import Any, Dict, FrozenSet, List
 
+import yaml
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -20,6 +22,7 @@ from components import lexicon
 
 _THAI = re.compile(r"[\u0E01-\u0E5B]")
 _LATIN = re.compile(r"[a-z]", re.IGNORECASE)
+_WORD = re.compile(r"[a-z]+")
 _EXPLICIT_LANGUAGE_MAX_CHARS = 60
 
 _AGE_PATTERNS = (
@@ -64,8 +67,22 @@ def age_band(text: str) -> str | None:
     return None
 
 
+@cache
+def _karaoke_words() -> FrozenSet[str]:
+    data = yaml.safe_load((lexicon.LEXICON_DIR / "karaoke.yml").read_text(encoding="utf-8"))
+    return frozenset(data["th"]["words"])
+
+
+def is_karaoke(text: str) -> bool:
+    """Thai in Latin letters ("chuay duay", "mee kon khu ja ploi clip")."""
+    words = _WORD.findall(text.lower())
+    hits = sum(w in _karaoke_words() for w in words)
+    return hits >= 2 and hits * 2 >= len(words)
+
+
 def language(text: str) -> str | None:
-    """An explicit request ("english please", "ขอภาษาไทย") wins over the script it is typed in."""
+    """An explicit request ("english please", "ขอภาษาไทย") wins over the script it is typed in;
+    Thai typed in Latin letters is Thai."""
     if len(text) <= _EXPLICIT_LANGUAGE_MAX_CHARS:
         for label, matcher in lexicon.load("language").items():
             if matcher.search(text):
@@ -73,7 +90,7 @@ def language(text: str) -> str | None:
     if _THAI.search(text):
         return "th"
     if _LATIN.search(text):
-        return "en"
+        return "th" if is_karaoke(text) else "en"
     return None
 
 

@@ -2,7 +2,8 @@
 
 Parses every message with the project's model (NLU + signals + safety net) and, in the same run,
 with Rasa's stock pipeline trained on the same data (the baseline), then writes the JSON report and
-prints a table. Runs in the engine environment.
+prints a table. Each `--slice NAME=PATH` (e.g. the messy slice, tests/eval/messy.yml) is measured
+the same way and reported on its own under `slices`. Runs in the engine environment.
 """
 
 from __future__ import annotations
@@ -190,30 +191,66 @@ def table(report: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def slice_arg(value: str) -> tuple[str, Path]:
+    """`name=path` for --slice."""
+    name, sep, path = value.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError("a slice is NAME=PATH, e.g. messy=tests/eval/messy.yml")
+    return name, Path(path)
+
+
+def load_items(path: Path) -> List[Dict[str, Any]]:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))["items"]
+
+
+async def measure(items: List[Dict[str, Any]], model: Path, baseline_model: Path) -> Dict[str, Any]:
+    """The report for one labelled set: the project's model, then the baseline on the same texts."""
+    texts = [i["text"] for i in items]
+    parses, project_ms = await parse_all(model, texts)
+    report = score(items, [project_prediction(p) for p in parses])
+    baseline_parses, baseline_ms = await parse_all(baseline_model, texts)
+    baseline_topics = [topic_of((p.get("intent") or {}).get("name")) for p in baseline_parses]
+    report["baseline"] = {"pipeline": BASELINE_NAME, **topic_scores(items, baseline_topics)}
+    report["parse_ms"] = {"project": project_ms, "baseline": baseline_ms}
+    return report
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--eval", required=True, type=Path)
     parser.add_argument("--report", required=True, type=Path)
     parser.add_argument("--model", type=Path, default=MODEL)
+    parser.add_argument(
+        "--slice",
+        action="append",
+        default=[],
+        type=slice_arg,
+        metavar="NAME=PATH",
+        help="another labelled set, measured and reported on its own under report['slices'][NAME]",
+    )
     args = parser.parse_args()
     logging.disable(logging.WARNING)
 
-    items = yaml.safe_load(args.eval.read_text(encoding="utf-8"))["items"]
-    texts = [i["text"] for i in items]
-    parses, project_ms = await parse_all(args.model, texts)
-    report = score(items, [project_prediction(p) for p in parses])
-
     with tempfile.TemporaryDirectory() as tmp:
         baseline_model = train_baseline(Path(tmp))
-        baseline_parses, baseline_ms = await parse_all(baseline_model, texts)
-    baseline_topics = [topic_of((p.get("intent") or {}).get("name")) for p in baseline_parses]
-    report["baseline"] = {"pipeline": BASELINE_NAME, **topic_scores(items, baseline_topics)}
-    report["parse_ms"] = {"project": project_ms, "baseline": baseline_ms}
+        report = await measure(load_items(args.eval), args.model, baseline_model)
+        slices = {
+            name: await measure(load_items(path), args.model, baseline_model)
+            for name, path in args.slice
+        }
+    if slices:
+        report["slices"] = slices
 
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    print(f"== {args.eval}")
     print(table(report))
-    print(f"\n{len(report['errors'])} errors; report written to {args.report}")
+    print(f"{len(report['errors'])} errors")
+    for (name, path), part in zip(args.slice, slices.values(), strict=True):
+        print(f"\n== slice {name}: {path}")
+        print(table(part))
+        print(f"{len(part['errors'])} errors")
+    print(f"\nreport written to {args.report}")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,12 @@ import re
 
 import pytest
 import yaml
+from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
 
 from components.lexicon import LEXICON_DIR
-from components.safety_net import assess
+from components.normaliser import RAW_TEXT
+from components.safety_net import UrgentSafetyNet, assess
 
 
 @pytest.mark.parametrize(
@@ -61,3 +64,76 @@ def test_every_lexicon_pattern_compiles():
             for key in ("th", "en", "exclude"):
                 for pattern in spec.get(key) or []:
                     re.compile(pattern)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        # asking the assistant itself to phone the police
+        ("can you call the police for me", "immediate_danger"),
+        ("pls call 191 for me", "immediate_danger"),
+        ("ช่วยโทรหาตำรวจให้หนูหน่อย", "immediate_danger"),
+        ("บอทโทรเรียกตำรวจให้ได้ไหม", "immediate_danger"),
+        # self-harm said indirectly or in slang
+        ("i just want everything to stop", "self_harm"),
+        ("i want it all to end", "self_harm"),
+        ("i wanna disappear", "self_harm"),
+        ("i want to sleep and never wake up", "self_harm"),
+        ("gonna take all my pills tonight", "self_harm"),
+        ("cutting again tonight", "self_harm"),
+        ("everyone would be better off without me", "self_harm"),
+        ("อยากหายไป", "self_harm"),
+        ("อยากให้ทุกอย่างจบสักที", "self_harm"),
+        ("อยากหลับไปแล้วไม่ต้องตื่นอีกเลย", "self_harm"),
+        ("คืนนี้จะกรีดอีก", "self_harm"),
+        ("ว่าจะกินยาให้หมดแผงคืนนี้", "self_harm"),
+        # romanised ("karaoke") Thai
+        ("yak tai", "self_harm"),
+        ("mai yak yu laew", "self_harm"),
+        ("yaak haai bpai", "self_harm"),
+        ("kha tua tai", "self_harm"),
+        ("krid khaen eek laew", "self_harm"),
+        ("chuay duay kao ma ha ton nee", "immediate_danger"),
+        ("tuk khang yu", "immediate_danger"),
+        ("chuay toh ha tam ruat hai noi", "immediate_danger"),
+    ],
+)
+def test_slang_indirect_and_karaoke_forms_are_urgent(text, kind):
+    decision = assess(text, "out_of_scope")
+    assert decision["urgent"] and decision["kind"] == kind
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "this exam is killing me 555",
+        "i keep dying in this game lol",
+        "im gonna die in this game, the boss is too hard",
+        "omg this song is so good i could die",
+        "how do i call the police about this",
+        "should i call the police or 1300?",
+        "i want him to stop messaging me",
+        "i want this semester to be over",
+        "how do i cut my hair tonight",
+        "take 2 pills of paracetamol for a headache?",
+        "แจ้งตำรวจยังไง",
+        "โทรหาตำรวจเบอร์อะไร",
+        "วันนี้กินยาแก้หวัดแล้วง่วงมาก",
+        "ลืมกินยาอีกแล้ว",
+        "อยากหายไปเที่ยวทะเล",
+        "อยากให้สอบจบเร็วๆ",
+        "เล่นเกมตายซ้ำๆ จะบ้าตาย 555",
+        "i want to report him, can you help",
+    ],
+)
+def test_everyday_talk_of_dying_and_police_is_not_urgent(text):
+    assert not assess(text, "other")["urgent"]
+
+
+def test_the_words_as_typed_get_a_second_look():
+    """A message whose normalised form lost the cry for help is still urgent."""
+    message = Message(data={TEXT: "some words", RAW_TEXT: "i want to die"})
+    message.set(INTENT, {INTENT_NAME_KEY: "other_harm", "confidence": 0.9})
+    UrgentSafetyNet().process([message])
+    assert message.get("safety")["urgent"]
+    assert message.get(INTENT)[INTENT_NAME_KEY] == "self_harm"
