@@ -24,6 +24,8 @@ class ActionUrgent(Action):
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         kind = decision.get("kind") if decision.get("kind") in URGENT_TOPICS else intent
         kind = kind if kind in URGENT_TOPICS else "immediate_danger"
+        if decision.get("asks_call"):  # first of all: it cannot phone for them, 191 can
+            dispatcher.utter_message(response="utter_urgent_cannot_call")
         dispatcher.utter_message(response=f"utter_urgent_{kind}")
 
         topics = appended(tracker, "topics", decision.get("topic"), kind)

@@ -25,7 +25,8 @@ SAFETY = "safety"
 
 
 def assess(text: str, intent: str | None) -> Dict[str, Any]:
-    """{urgent, kind, topic, matched}: the decision, and why, for one message."""
+    """{urgent, kind, topic, matched, asks_call}: the decision, and why, for one message.
+    `asks_call`: the child asks the assistant itself to phone the police, which it cannot do."""
     topic = topic_of(intent)
     matched = None
     kind = None
@@ -34,11 +35,20 @@ def assess(text: str, intent: str | None) -> Dict[str, Any]:
         if matched:
             kind = label
             break
+    call = lexicon.load("call")["asks_call"].search(text)
+    if call and kind is None:
+        kind, matched = "immediate_danger", call
     if kind and topic not in DISCLOSURE_TOPICS and topic not in URGENT_TOPICS:
         topic = kind
     if kind is None and topic in URGENT_TOPICS:
         kind = topic
-    return {"urgent": kind is not None, "kind": kind, "topic": topic, "matched": matched}
+    return {
+        "urgent": kind is not None,
+        "kind": kind,
+        "topic": topic,
+        "matched": matched,
+        "asks_call": call is not None,
+    }
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)

@@ -168,6 +168,17 @@ def test_urgent_answers_and_requests_a_person_with_a_summary():
     assert slots["urgent"] is True and slots["pending"] == "person"
 
 
+def test_asked_to_phone_the_police_the_first_line_says_it_cannot_and_gives_191():
+    safety = {"urgent": True, "kind": "immediate_danger", "topic": None, "asks_call": True}
+    state = tracker("immediate_danger", text="can you call the police for me", safety=safety)
+    messages, _ = run(ActionUrgent(), state)
+    assert responses(messages)[:2] == ["utter_urgent_cannot_call", "utter_urgent_immediate_danger"]
+    without = dict(safety, asks_call=False)
+    state = tracker("immediate_danger", text="he is here", safety=without)
+    messages, _ = run(ActionUrgent(), state)
+    assert responses(messages) == ["utter_urgent_immediate_danger"]
+
+
 SHOWN_TO_THE_CHILD = {"language", "role", "age_band", "topics", "routes_given"}
 FLAGS = {"urgent", "urgent_kind"}
 

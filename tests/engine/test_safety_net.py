@@ -50,6 +50,7 @@ def test_topic_of_a_disclosure_is_kept_when_it_becomes_urgent():
         "kind": "self_harm",
         "topic": "sextortion",
         "matched": "want to die",
+        "asks_call": False,
     }
 
 
@@ -128,6 +129,22 @@ def test_slang_indirect_and_karaoke_forms_are_urgent(text, kind):
 )
 def test_everyday_talk_of_dying_and_police_is_not_urgent(text):
     assert not assess(text, "other")["urgent"]
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("can you call the police for me", True),
+        ("pls call 191 for me", True),
+        ("ช่วยโทรหาตำรวจให้หนูหน่อย", True),
+        ("chuay toh ha tam ruat hai noi", True),
+        ("how do i call the police about this", False),
+        ("โทรหาตำรวจเบอร์อะไร", False),
+        ("he is outside my door", False),  # danger now, but no request for the bot to phone
+    ],
+)
+def test_a_request_for_the_assistant_itself_to_phone_is_told_apart(text, asks):
+    assert assess(text, "out_of_scope")["asks_call"] is asks
 
 
 def test_the_words_as_typed_get_a_second_look():

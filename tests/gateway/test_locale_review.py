@@ -65,6 +65,14 @@ def test_after_self_harm_the_handoff_leads_with_1669_and_a_line_to_talk_not_191(
         assert "191" in text.split("\n")[0]  # danger from someone: police first
 
 
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_asked_to_phone_the_police_it_says_at_once_it_cannot_and_gives_191(locales, language):
+    [text] = [locales.render("utter_urgent_cannot_call", language, {}).text]
+    first = text.split("\n")[0]
+    assert "191" in first, first
+    assert any(word in first for word in ("can't", "ไม่ได้")), first
+
+
 # ---------------------------------------------------------------------------- no false promises
 
 
