@@ -148,6 +148,7 @@ def gateway_only(var, database_url: str, rasa: EchoRasa, line_api: StandIn) -> T
             "TRACKER_STORE_URL": "",
             "RASA_TIMEOUT_S": "20",
             "RATE_USER_PER_MIN": "0",
+            "ACTION_URL": rasa.standin.url,  # its health probe too finds the stand-in up
             **line_api.line_env(LINE_SECRET, LINE_TOKEN),
             "TELEGRAM_BOT_TOKEN": "",
         },
@@ -248,6 +249,7 @@ def app_settings(database_url: str, rasa: EchoRasa, line_api: StandIn) -> Settin
         Settings.from_env(),
         database_url=database_url,
         rasa_url=rasa.standin.url,
+        action_url=rasa.standin.url,  # its health probe too finds the stand-in up
         rasa_timeout_s=20,
         rate_user_per_min=0,
         user_id_secret=SECRET,
