@@ -22,7 +22,7 @@ from bot.locales import Locales
 from bot.message import Incoming, Outgoing
 from bot.rasa_client import RasaClient, RasaUnavailable
 from bot.ratelimit import RateLimiter
-from bot.store.conversations import get_or_create, language_of
+from bot.store.conversations import adopt_language, get_or_create, language_of
 from bot.store.models import Conversation, Message
 from bot.store.retention import Retention
 from bot.untrusted import valid_text
@@ -76,9 +76,13 @@ class Router:
         # The child's words are written while Rasa thinks (make bench: the write is a few ms of
         # every turn), and always before anything else may read this turn: a counsellor's
         # console, a handoff summary, the answer's own rows.
-        words = asyncio.ensure_future(self._store_words(conversation.id, incoming.kind, text))
+        heard = written(text)
+        first = heard if conversation.language is None else None
+        words = asyncio.ensure_future(
+            self._store_words(conversation.id, incoming.kind, text, first)
+        )
         try:
-            language = self._language(written(text), conversation.language, incoming)
+            language = self._language(heard, conversation.language, incoming)
             if forget.wanted(text):
                 await words
                 handoff_open = conversation.mode != "bot"
@@ -110,11 +114,16 @@ class Router:
             language=known or language,
         )
 
-    async def _store_words(self, conversation_id: int, kind: str, text: str) -> None:
+    async def _store_words(
+        self, conversation_id: int, kind: str, text: str, language: str | None
+    ) -> None:
+        """The child's words, and (`language`) the language they first wrote in."""
         async with self._sessions() as session:
             session.add(
                 Message(conversation_id=conversation_id, sender="user", kind=kind, text=text)
             )
+            if language is not None:
+                await adopt_language(session, conversation_id, language)
             await session.commit()
 
     async def _erase(self, incoming: Incoming) -> Reply:
@@ -166,7 +175,6 @@ class Router:
         except RasaUnavailable as exc:
             log.warning("rasa unavailable (%s); answering with the fallback", exc)
             messages = []
-            await failsafe.remember_language(self._sessions, conversation, text)
             if text == failsafe.PERSON:  # the fallback's own button: a person, without Rasa
                 summary = failsafe.handoff_summary(language)
                 messages = [Outgoing(text="", custom={"handoff": summary})]

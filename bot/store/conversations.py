@@ -34,6 +34,17 @@ async def set_language(session: AsyncSession, user_key: str, language: str) -> N
     )
 
 
+async def adopt_language(session: AsyncSession, conversation_id: int, language: str) -> None:
+    """The language a child first writes in becomes the conversation's, so what is answered
+    without Rasa's /nlg (a handoff's words, the fail-safe, a button) is in it too; a language
+    already known is never overwritten here (bot/nlg.py keeps it current)."""
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.language.is_(None))
+        .values(language=language)
+    )
+
+
 async def language_of(session: AsyncSession, user_key: str) -> str | None:
     query = select(Conversation.language).where(Conversation.user_key == user_key)
     return await session.scalar(query)
