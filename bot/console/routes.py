@@ -23,7 +23,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from bot.console import auth, insights, insights_view, policy, views
-from bot.handoff import cases
+from bot.handoff import cases, voice
 from bot.handoff.categories import MAX_PER_CASE
 from bot.handoff.queue import BANGKOK
 from bot.handoff.service import Changed, Handoff, NotAllowed
@@ -217,11 +217,28 @@ async def me(request: Request, signed: auth.Signed) -> Response:
             "id": c.id,
             "username": c.username,
             "display_name": c.display_name,
+            "particle": voice.values(c)["particle"],
             "role": c.role,
             "csrf": signed.csrf,
             "language": request.app.state.settings.default_language,
         }
     )
+
+
+async def set_voice(request: Request, signed: auth.Signed) -> Response:
+    """The counsellor's own name for the child and Thai particle (bot/handoff/voice.py)."""
+    body = await _body(request)
+    try:
+        name, particle = voice.checked(body.get("display_name"), body.get("particle"))
+    except voice.VoiceError:
+        text = request.app.state.locales.text("console_voice_invalid", _language(request))
+        return JSONResponse({"error": text}, status_code=400)
+    async with request.app.state.sessions() as session:
+        counsellor = await session.get(Counsellor, signed.counsellor.id)
+        counsellor.display_name, counsellor.particle = name, particle
+        cases.audit(session, counsellor.id, "voice", None, particle)
+        await session.commit()
+    return JSONResponse({"display_name": name, "particle": particle})
 
 
 async def strings_endpoint(request: Request, _: auth.Signed) -> Response:
@@ -272,7 +289,9 @@ async def case_endpoint(request: Request, signed: auth.Signed) -> Response:
         if not policy.allowed(counsellor, "summary", case):
             return JSONResponse(NO_SUCH_CASE, status_code=404)
         whole = policy.allowed(counsellor, "transcript", case)
-        view = await views.case_view(session, state.locales, case, _language(request), whole)
+        view = await views.case_view(
+            session, state.locales, case, _language(request), whole, voice.values(counsellor)
+        )
         if whole:
             cases.audit(session, counsellor.id, "read_transcript", case.id)
             await session.commit()
@@ -440,6 +459,7 @@ routes = [
     Route("/console", app_page, methods=["GET"]),
     Route("/console/insights", insights_page, methods=["GET"]),
     Route("/console/api/me", api(me), methods=["GET"]),
+    Route("/console/api/me", api(set_voice), methods=["POST"]),
     Route("/console/api/strings", api(strings_endpoint), methods=["GET"]),
     Route("/console/api/queue", api(queue_endpoint), methods=["GET"]),
     Route("/console/api/categories", api(categories), methods=["GET"]),

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.console import policy
-from bot.handoff import cases, queue
+from bot.handoff import cases, queue, voice
 from bot.handoff.categories import Categories, CategoryError
 from bot.handoff.events import Events
 from bot.handoff.relay import Relay
@@ -148,7 +148,7 @@ class Handoff:
                 return False
             cases.audit(session, counsellor.id, "claim", case.id)
             await session.commit()
-        await self._tell(case, "utter_handoff_assigned", name=counsellor.display_name)
+        await self._tell(case, "utter_handoff_assigned", **voice.values(counsellor))
         self.events.changed(case_id)
         await self.announce()
         return True
@@ -201,7 +201,7 @@ class Handoff:
             cases.audit(session, counsellor.id, "transfer", case.id, detail)
             await session.commit()
         if target is not None:
-            await self._tell(case, "utter_handoff_transferred", name=target.display_name)
+            await self._tell(case, "utter_handoff_transferred", **voice.values(target))
         else:
             await self._requeued(case)
         self.events.changed(case_id)
