@@ -154,7 +154,8 @@ def _route(locales: Locales, route: str, language: str) -> dict[str, Any]:
     }
 
 
-async def supervisor_view(session: AsyncSession) -> dict[str, Any]:
+async def supervisor_view(session: AsyncSession, limit: int) -> dict[str, Any]:
+    """Everything open, and who is online with their load: open chats of `limit`."""
     now, names = utcnow(), await _names(session)
     since = now - queue.ONLINE_WITHIN
     online = await session.scalars(
@@ -169,6 +170,7 @@ async def supervisor_view(session: AsyncSession) -> dict[str, Any]:
                 "display_name": c.display_name,
                 "role": c.role,
                 "open": sum(1 for r in rows if r["counsellor_id"] == c.id),
+                "limit": limit,
             }
             for c in online
         ],

@@ -37,6 +37,15 @@ class NotAllowed(Exception):
     """The request cannot be done as asked (an empty reply, an unknown category or colleague)."""
 
 
+class AtLimit(NotAllowed):
+    """The counsellor already holds as many chats as one may (CONSOLE_MAX_OPEN_CHATS); `key`
+    names the sentence in locales/ that says so, filled with `values`."""
+
+    def __init__(self, key: str, **values: Any) -> None:
+        super().__init__(key)
+        self.key, self.values = key, values
+
+
 class Changed(NotAllowed):
     """The case is no longer where the console saw it (back in the queue, closed, transferred,
     erased): nothing was done, and the console re-reads the case to say why."""
@@ -139,10 +148,12 @@ class Handoff:
     # -- the counsellors' side -----------------------------------------------------------------
 
     async def claim(self, case_id: int, counsellor: Counsellor) -> bool:
+        """False if a colleague was first; AtLimit if this counsellor's hands are full."""
         async with self._sessions() as session:
             case = await session.get(Case, case_id)
             if not policy.allowed(counsellor, "claim", case):
                 return False
+            await self._room_for(session, counsellor, "console_limit_reached")
             if not await cases.claim(session, case, counsellor.id):
                 await session.rollback()
                 return False
@@ -152,6 +163,43 @@ class Handoff:
         self.events.changed(case_id)
         await self.announce()
         return True
+
+    async def assign(self, case_id: int, supervisor: Counsellor, to: int) -> None:
+        """A supervisor gives a queued case to a counsellor, within that counsellor's limit."""
+        async with self._sessions() as session:
+            case = await session.get(Case, case_id, populate_existing=True)
+            if not policy.allowed(supervisor, "assign", case):
+                raise Changed(f"case {case_id} is not queued")
+            target = await session.get(Counsellor, to)
+            if target is None:
+                raise NotAllowed("no such colleague")
+            await self._room_for(session, target, "console_assignee_full", name=target.display_name)
+            note = f"assigned to counsellor {target.id}"
+            try:
+                await cases.move(
+                    session, case, "assigned", f"counsellor:{supervisor.id}", note, target.id
+                )
+            except cases.TransitionRefused as refused:
+                raise Changed(str(refused)) from None
+            cases.audit(session, supervisor.id, "assign", case.id, f"to counsellor {target.id}")
+            await session.commit()
+        await self._tell(case, "utter_handoff_assigned", **voice.values(target))
+        self.events.changed(case_id)
+        await self.announce()
+
+    async def _room_for(
+        self, session: AsyncSession, counsellor: Counsellor, key: str, **values: Any
+    ) -> None:
+        """AtLimit unless `counsellor` holds fewer chats than the limit. Their row is held first
+        (a no-op UPDATE), so two claims at once by one counsellor are counted one after the
+        other and cannot both take the last place."""
+        await session.execute(
+            update(Counsellor).where(Counsellor.id == counsellor.id).values(id=Counsellor.id)
+        )
+        limit = self._settings.console_max_open_chats
+        if await cases.open_chats(session, counsellor.id) >= limit:
+            await session.rollback()
+            raise AtLimit(key, limit=limit, **values)
 
     async def reply(self, case_id: int, counsellor: Counsellor, text: str) -> None:
         text = text.strip()[:MAX_REPLY_CHARS]
