@@ -86,7 +86,12 @@ class Handoff:
             await session.commit()
         if case.state == "offered":
             return [self._summary_message("utter_handoff_summary", case, language)]
-        self.events.changed(case.id)
+        # An urgent case: every open console sounds and shows it at once, before the child's
+        # answer is composed.
+        if summary.get("urgent"):
+            self.events.urgent(case.id)
+        else:
+            self.events.changed(case.id)
         notice = await self._queue_notice(case.id, language)
         await self.announce(exclude=case.id)
         # After self-harm the first line is 1669 and a line to talk; 191 is for danger from others.
