@@ -1,6 +1,7 @@
 """A counsellor's voice (issue 15, section 5): the name the child sees and the Thai particle, set
 by the counsellor in the console, are what the child reads when they join and in every canned
-reply. Through the real app in-process on a migrated SQLite database and the real locales."""
+reply. Through the real app in-process on a migrated SQLite database and the real locales; the
+console's form in a real browser on the real stack."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import asyncio
 from bot.store.handoff_models import Case
 from tests.gateway.conftest import told
 from tests.gateway.test_console_access import app_settings, world  # noqa: F401 (the fixture)
+from tests.gateway.test_console_browser import browser, sign_in  # noqa: F401 (the fixture)
 
 FEMININE = ("ค่ะ", "คะ")
 
@@ -80,3 +82,20 @@ def test_a_bad_name_or_particle_is_refused_in_words_and_nothing_changes(
             assert (me["display_name"], me["particle"]) == ("พี่0", "ค่ะ")
 
     asyncio.run(scenario())
+
+
+def test_the_console_s_form_sets_the_voice(stack, counsellor, browser):  # noqa: F811
+    """In Chromium: the header's form changes the name and particle the child will hear."""
+    context = browser.new_context(base_url=stack.gateway_url, locale="th-TH")
+    try:
+        page = sign_in(context, *counsellor)
+        page.locator("#voice-title").click()
+        assert page.input_value('[data-testid="voice-name"]') == "พี่ฝน"
+        page.fill('[data-testid="voice-name"]', "พี่ต้น")
+        page.select_option('[data-testid="voice-particle"]', "ครับ")
+        page.click('[data-testid="voice-save"]')
+        page.wait_for_selector('[data-testid="me"]:text("พี่ต้น")')
+        me = page.evaluate("fetch('/console/api/me').then((r) => r.json())")
+        assert (me["display_name"], me["particle"]) == ("พี่ต้น", "ครับ")
+    finally:
+        context.close()
