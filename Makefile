@@ -36,7 +36,7 @@ purge: gateway migrate
 # A console account: make counsellor USERNAME=somchai NAME="Somchai" ROLE=counsellor|supervisor
 ROLE ?= counsellor
 counsellor: gateway migrate
-	$(GATEWAY)/bin/python scripts/counsellor.py --username "$(USERNAME)" --name "$(NAME)" --role "$(ROLE)"
+	$(GATEWAY)/bin/python scripts/counsellor.py --username "$(USERNAME)" --name "$(NAME)" --role "$(ROLE)" $(if $(PARTICLE),--particle "$(PARTICLE)")
 
 test: setup lint validate deploy-check test-engine test-gateway story-test scale-test
 	@echo "make test: all passed"

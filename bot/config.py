@@ -66,6 +66,8 @@ class Settings:
     handoff_remind_after_s: float
     handoff_return_after_s: float
     handoff_check_every_s: float
+    # How many chats one counsellor may hold at once (claims and assignments beyond it refused).
+    console_max_open_chats: int
     # How often pushes a platform refused (or a restart interrupted) are tried again.
     relay_retry_every_s: float
     # Retention (docs/PRIVACY.md): words older than this many days are purged, checked hourly.
@@ -134,6 +136,7 @@ class Settings:
             handoff_remind_after_s=float(_env("HANDOFF_REMIND_AFTER_S", "180")),
             handoff_return_after_s=float(_env("HANDOFF_RETURN_AFTER_S", "600")),
             handoff_check_every_s=float(_env("HANDOFF_CHECK_EVERY_S", "15")),
+            console_max_open_chats=int(_env("CONSOLE_MAX_OPEN_CHATS", "3")),
             relay_retry_every_s=float(_env("RELAY_RETRY_EVERY_S", "10")),
             console_secure_cookie=_env("CONSOLE_SECURE_COOKIE", "0") == "1",
             retention_days=int(_env("RETENTION_DAYS", "30")),

@@ -1,4 +1,6 @@
-"""Creates a console account: `make counsellor USERNAME=… NAME=… ROLE=counsellor|supervisor`.
+"""Creates a console account: `make counsellor USERNAME=… NAME=… ROLE=counsellor|supervisor`
+(`--particle ครับ` for a counsellor who speaks with ครับ; the default is ค่ะ, and each counsellor
+can change their name and particle in the console).
 
 The password is asked for (or read from COUNSELLOR_PASSWORD, for scripts); only its argon2 hash
 is stored. `--demo` creates the demo counsellor `make run` offers on a fresh machine, once.
@@ -20,13 +22,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.config import ROOT, Settings  # noqa: E402
 from bot.console.auth import create_counsellor  # noqa: E402
+from bot.handoff import voice  # noqa: E402
 from bot.store.db import make_engine, make_sessionmaker  # noqa: E402
 from bot.store.handoff_models import Counsellor  # noqa: E402
 
 DEMO_FILE = ROOT / "var" / "demo_counsellor.txt"
 
 
-async def create(database_url: str, username: str, name: str, password: str, role: str) -> None:
+async def create(
+    database_url: str,
+    username: str,
+    name: str,
+    password: str,
+    role: str,
+    particle: str = voice.DEFAULT_PARTICLE,
+) -> None:
     engine = make_engine(database_url)
     try:
         async with make_sessionmaker(engine)() as session:
@@ -35,7 +45,9 @@ async def create(database_url: str, username: str, name: str, password: str, rol
             )
             if taken:
                 raise ValueError(f"the username {username!r} is taken")
-            await create_counsellor(session, username, name, password, role)
+            name, particle = voice.checked(name, particle)
+            counsellor = await create_counsellor(session, username, name, password, role)
+            counsellor.particle = particle
             await session.commit()
     finally:
         await engine.dispose()
@@ -64,6 +76,9 @@ def main() -> None:
     parser.add_argument("--username")
     parser.add_argument("--name")
     parser.add_argument("--role", default="counsellor", choices=("counsellor", "supervisor"))
+    parser.add_argument(
+        "--particle", default=voice.DEFAULT_PARTICLE, choices=tuple(voice.PARTICLES)
+    )
     parser.add_argument("--demo", action="store_true")
     args = parser.parse_args()
     if args.demo:
@@ -76,7 +91,9 @@ def main() -> None:
     password = os.environ.get("COUNSELLOR_PASSWORD") or getpass.getpass("Password (10+ chars): ")
     try:
         database_url = Settings.from_env().database_url
-        asyncio.run(create(database_url, args.username, args.name, password, args.role))
+        asyncio.run(
+            create(database_url, args.username, args.name, password, args.role, args.particle)
+        )
     except ValueError as refused:
         sys.exit(f"not created: {refused}")
     print(f"created {args.role} {args.username!r}")

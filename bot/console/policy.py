@@ -13,10 +13,10 @@ from typing import Literal
 
 from bot.store.handoff_models import Case, Counsellor
 
-Action = Literal["summary", "transcript", "claim", "reply", "note", "transfer", "close"]
+Action = Literal["summary", "transcript", "claim", "assign", "reply", "note", "transfer", "close"]
 Who = Literal["anyone", "holder", "supervisor"]
 ACTIONS: tuple[Action, ...] = (
-    "summary", "transcript", "claim", "reply", "note", "transfer", "close",
+    "summary", "transcript", "claim", "assign", "reply", "note", "transfer", "close",
 )  # fmt: skip
 
 # (case state, action) -> who may. Anything not listed: nobody.
@@ -26,6 +26,7 @@ ACTIONS: tuple[Action, ...] = (
 RULES: dict[tuple[str, Action], Who] = {
     ("queued",   "summary"):    "anyone",
     ("queued",   "claim"):      "anyone",
+    ("queued",   "assign"):     "supervisor",
     ("assigned", "summary"):    "holder",
     ("assigned", "transcript"): "holder",
     ("assigned", "reply"):      "holder",

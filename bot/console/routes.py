@@ -23,10 +23,10 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from bot.console import auth, insights, insights_view, policy, views
-from bot.handoff import cases
+from bot.handoff import cases, voice
 from bot.handoff.categories import MAX_PER_CASE
 from bot.handoff.queue import BANGKOK
-from bot.handoff.service import Changed, Handoff, NotAllowed
+from bot.handoff.service import AtLimit, Changed, Handoff, NotAllowed
 from bot.ratelimit import client_address
 from bot.store.handoff_models import Case, Counsellor
 from bot.untrusted import loads, valid_text
@@ -185,6 +185,9 @@ def api(handler: Handler, supervisor: bool = False) -> Callable[[Request], Await
             return JSONResponse({"error": "missing or wrong CSRF token"}, status_code=403)
         try:
             return await handler(request, signed)
+        except AtLimit as full:  # said in the counsellor's language: whose hands are full
+            text = request.app.state.locales.text(full.key, _language(request), full.values)
+            return JSONResponse({"error": text}, status_code=409)
         except NotAllowed as refused:
             return JSONResponse({"error": str(refused)}, status_code=409)
         except (ValueError, KeyError, TypeError) as bad:
@@ -217,11 +220,28 @@ async def me(request: Request, signed: auth.Signed) -> Response:
             "id": c.id,
             "username": c.username,
             "display_name": c.display_name,
+            "particle": voice.values(c)["particle"],
             "role": c.role,
             "csrf": signed.csrf,
             "language": request.app.state.settings.default_language,
         }
     )
+
+
+async def set_voice(request: Request, signed: auth.Signed) -> Response:
+    """The counsellor's own name for the child and Thai particle (bot/handoff/voice.py)."""
+    body = await _body(request)
+    try:
+        name, particle = voice.checked(body.get("display_name"), body.get("particle"))
+    except voice.VoiceError:
+        text = request.app.state.locales.text("console_voice_invalid", _language(request))
+        return JSONResponse({"error": text}, status_code=400)
+    async with request.app.state.sessions() as session:
+        counsellor = await session.get(Counsellor, signed.counsellor.id)
+        counsellor.display_name, counsellor.particle = name, particle
+        cases.audit(session, counsellor.id, "voice", None, particle)
+        await session.commit()
+    return JSONResponse({"display_name": name, "particle": particle})
 
 
 async def strings_endpoint(request: Request, _: auth.Signed) -> Response:
@@ -272,7 +292,9 @@ async def case_endpoint(request: Request, signed: auth.Signed) -> Response:
         if not policy.allowed(counsellor, "summary", case):
             return JSONResponse(NO_SUCH_CASE, status_code=404)
         whole = policy.allowed(counsellor, "transcript", case)
-        view = await views.case_view(session, state.locales, case, _language(request), whole)
+        view = await views.case_view(
+            session, state.locales, case, _language(request), whole, voice.values(counsellor)
+        )
         if whole:
             cases.audit(session, counsellor.id, "read_transcript", case.id)
             await session.commit()
@@ -322,6 +344,7 @@ def _case_action(action: policy.Action, act: Act) -> Handler:
     return handler
 
 
+assign = _case_action("assign", lambda h, case, who, body: h.assign(case, who, int(body["to"])))
 reply = _case_action("reply", lambda h, case, who, body: h.reply(case, who, str(body["text"])))
 note = _case_action("note", lambda h, case, who, body: h.note(case, who, str(body["text"])))
 close = _case_action("close", lambda h, case, who, body: h.close(case, who, body["categories"]))
@@ -337,8 +360,11 @@ transfer = _case_action(
 
 
 async def supervisor(request: Request, _: auth.Signed) -> Response:
-    async with request.app.state.sessions() as session:
-        return JSONResponse(await views.supervisor_view(session))
+    state = request.app.state
+    async with state.sessions() as session:
+        return JSONResponse(
+            await views.supervisor_view(session, state.settings.console_max_open_chats)
+        )
 
 
 async def audit_log(request: Request, _: auth.Signed) -> Response:
@@ -440,11 +466,15 @@ routes = [
     Route("/console", app_page, methods=["GET"]),
     Route("/console/insights", insights_page, methods=["GET"]),
     Route("/console/api/me", api(me), methods=["GET"]),
+    Route("/console/api/me", api(set_voice), methods=["POST"]),
     Route("/console/api/strings", api(strings_endpoint), methods=["GET"]),
     Route("/console/api/queue", api(queue_endpoint), methods=["GET"]),
     Route("/console/api/categories", api(categories), methods=["GET"]),
     Route("/console/api/cases/{case_id:int}", api(case_endpoint), methods=["GET"]),
     Route("/console/api/cases/{case_id:int}/claim", api(claim), methods=["POST"]),
+    Route(
+        "/console/api/cases/{case_id:int}/assign", api(assign, supervisor=True), methods=["POST"]
+    ),
     Route("/console/api/cases/{case_id:int}/reply", api(reply), methods=["POST"]),
     Route("/console/api/cases/{case_id:int}/note", api(note), methods=["POST"]),
     Route("/console/api/cases/{case_id:int}/transfer", api(transfer), methods=["POST"]),

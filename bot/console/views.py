@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -80,9 +81,11 @@ async def case_view(
     case: Case,
     language: str,
     whole: bool,
+    speaker: Mapping[str, Any],
 ) -> dict[str, Any]:
     """One case; the transcript and the counsellors' notes only when `whole` (the policy's
-    "transcript": the holder and supervisors), else only what the child approved."""
+    "transcript": the holder and supervisors), else only what the child approved. Canned
+    replies are in the voice of `speaker` (bot/handoff/voice.py), who would send them."""
     conversation = await session.get(Conversation, case.conversation_id)
     names = await _names(session)
     summary = json.loads(case.summary or "{}")
@@ -113,7 +116,7 @@ async def case_view(
         "canned": [
             {"id": name, "text": text, "title": text[:CANNED_TITLE_CHARS]}
             for name in CANNED
-            if (text := _canned(locales, name, child_language))
+            if (text := _canned(locales, name, child_language, speaker))
         ],
         "routes": [_route(locales, route, language) for route in ROUTES_AT_HAND],
         "counsellors": [{"id": i, "display_name": n} for i, n in sorted(names.items())],
@@ -134,8 +137,8 @@ def _line(locales: Locales, message: Message, language: str) -> dict[str, Any]:
     }
 
 
-def _canned(locales: Locales, name: str, language: str) -> str:
-    rendered = locales.render(f"canned_{name}", language, {})
+def _canned(locales: Locales, name: str, language: str, speaker: Mapping[str, Any]) -> str:
+    rendered = locales.render(f"canned_{name}", language, {}, speaker)
     return rendered.text if rendered else ""
 
 
@@ -151,7 +154,8 @@ def _route(locales: Locales, route: str, language: str) -> dict[str, Any]:
     }
 
 
-async def supervisor_view(session: AsyncSession) -> dict[str, Any]:
+async def supervisor_view(session: AsyncSession, limit: int) -> dict[str, Any]:
+    """Everything open, and who is online with their load: open chats of `limit`."""
     now, names = utcnow(), await _names(session)
     since = now - queue.ONLINE_WITHIN
     online = await session.scalars(
@@ -166,6 +170,7 @@ async def supervisor_view(session: AsyncSession) -> dict[str, Any]:
                 "display_name": c.display_name,
                 "role": c.role,
                 "open": sum(1 for r in rows if r["counsellor_id"] == c.id),
+                "limit": limit,
             }
             for c in online
         ],

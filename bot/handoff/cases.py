@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store.handoff_models import AuditEntry, Case, Transition
@@ -156,6 +156,13 @@ async def claim(session: AsyncSession, case: Case, counsellor_id: int) -> bool:
     except TransitionRefused:
         return False
     return True
+
+
+async def open_chats(session: AsyncSession, counsellor_id: int) -> int:
+    """How many chats the counsellor holds now."""
+    return await session.scalar(
+        select(func.count()).where(Case.state == "assigned", Case.counsellor_id == counsellor_id)
+    )
 
 
 def audit(

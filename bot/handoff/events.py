@@ -58,6 +58,10 @@ class Events:
     def changed(self, case_id: int | None = None) -> None:
         self.publish({"type": "changed", "case": case_id})
 
+    def urgent(self, case_id: int) -> None:
+        """A new urgent case: consoles reload as for any change, and also sound and notify."""
+        self.publish({"type": "urgent", "case": case_id})
+
     @contextlib.contextmanager
     def subscription(self) -> Iterator[asyncio.Queue[dict[str, Any]]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(BACKLOG)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.console import policy
-from bot.handoff import cases, queue
+from bot.handoff import cases, queue, voice
 from bot.handoff.categories import Categories, CategoryError
 from bot.handoff.events import Events
 from bot.handoff.relay import Relay
@@ -35,6 +35,15 @@ MAX_REPLY_CHARS = 4000
 
 class NotAllowed(Exception):
     """The request cannot be done as asked (an empty reply, an unknown category or colleague)."""
+
+
+class AtLimit(NotAllowed):
+    """The counsellor already holds as many chats as one may (CONSOLE_MAX_OPEN_CHATS); `key`
+    names the sentence in locales/ that says so, filled with `values`."""
+
+    def __init__(self, key: str, **values: Any) -> None:
+        super().__init__(key)
+        self.key, self.values = key, values
 
 
 class Changed(NotAllowed):
@@ -77,7 +86,12 @@ class Handoff:
             await session.commit()
         if case.state == "offered":
             return [self._summary_message("utter_handoff_summary", case, language)]
-        self.events.changed(case.id)
+        # An urgent case: every open console sounds and shows it at once, before the child's
+        # answer is composed.
+        if summary.get("urgent"):
+            self.events.urgent(case.id)
+        else:
+            self.events.changed(case.id)
         notice = await self._queue_notice(case.id, language)
         await self.announce(exclude=case.id)
         # After self-harm the first line is 1669 and a line to talk; 191 is for danger from others.
@@ -139,19 +153,58 @@ class Handoff:
     # -- the counsellors' side -----------------------------------------------------------------
 
     async def claim(self, case_id: int, counsellor: Counsellor) -> bool:
+        """False if a colleague was first; AtLimit if this counsellor's hands are full."""
         async with self._sessions() as session:
             case = await session.get(Case, case_id)
             if not policy.allowed(counsellor, "claim", case):
                 return False
+            await self._room_for(session, counsellor, "console_limit_reached")
             if not await cases.claim(session, case, counsellor.id):
                 await session.rollback()
                 return False
             cases.audit(session, counsellor.id, "claim", case.id)
             await session.commit()
-        await self._tell(case, "utter_handoff_assigned", name=counsellor.display_name)
+        await self._tell(case, "utter_handoff_assigned", **voice.values(counsellor))
         self.events.changed(case_id)
         await self.announce()
         return True
+
+    async def assign(self, case_id: int, supervisor: Counsellor, to: int) -> None:
+        """A supervisor gives a queued case to a counsellor, within that counsellor's limit."""
+        async with self._sessions() as session:
+            case = await session.get(Case, case_id, populate_existing=True)
+            if not policy.allowed(supervisor, "assign", case):
+                raise Changed(f"case {case_id} is not queued")
+            target = await session.get(Counsellor, to)
+            if target is None:
+                raise NotAllowed("no such colleague")
+            await self._room_for(session, target, "console_assignee_full", name=target.display_name)
+            note = f"assigned to counsellor {target.id}"
+            try:
+                await cases.move(
+                    session, case, "assigned", f"counsellor:{supervisor.id}", note, target.id
+                )
+            except cases.TransitionRefused as refused:
+                raise Changed(str(refused)) from None
+            cases.audit(session, supervisor.id, "assign", case.id, f"to counsellor {target.id}")
+            await session.commit()
+        await self._tell(case, "utter_handoff_assigned", **voice.values(target))
+        self.events.changed(case_id)
+        await self.announce()
+
+    async def _room_for(
+        self, session: AsyncSession, counsellor: Counsellor, key: str, **values: Any
+    ) -> None:
+        """AtLimit unless `counsellor` holds fewer chats than the limit. Their row is held first
+        (a no-op UPDATE), so two claims at once by one counsellor are counted one after the
+        other and cannot both take the last place."""
+        await session.execute(
+            update(Counsellor).where(Counsellor.id == counsellor.id).values(id=Counsellor.id)
+        )
+        limit = self._settings.console_max_open_chats
+        if await cases.open_chats(session, counsellor.id) >= limit:
+            await session.rollback()
+            raise AtLimit(key, limit=limit, **values)
 
     async def reply(self, case_id: int, counsellor: Counsellor, text: str) -> None:
         text = text.strip()[:MAX_REPLY_CHARS]
@@ -201,7 +254,7 @@ class Handoff:
             cases.audit(session, counsellor.id, "transfer", case.id, detail)
             await session.commit()
         if target is not None:
-            await self._tell(case, "utter_handoff_transferred", name=target.display_name)
+            await self._tell(case, "utter_handoff_transferred", **voice.values(target))
         else:
             await self._requeued(case)
         self.events.changed(case_id)

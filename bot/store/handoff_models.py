@@ -18,6 +18,10 @@ class Counsellor(Base):
     display_name: Mapped[str] = mapped_column(String(128), nullable=False)
     password_hash: Mapped[str] = mapped_column(Text, nullable=False)
     role: Mapped[str] = mapped_column(String(16), nullable=False, default="counsellor")
+    # The Thai particle the counsellor speaks with (bot/handoff/voice.py): ค่ะ or ครับ.
+    particle: Mapped[str] = mapped_column(
+        String(8), nullable=False, default="ค่ะ", server_default="ค่ะ"
+    )
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

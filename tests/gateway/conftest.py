@@ -40,6 +40,8 @@ TELEGRAM_SECRET = "test-telegram-webhook-secret"
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/{name}"  # `test` exists; others are made here
 REDIS_SERVER = "redis://127.0.0.1:6379"
+# The voice (bot/handoff/voice.py) of the counsellor `new_counsellor` makes by default.
+FON = {"name": "พี่ฝน", "particle": "ค่ะ", "particle_soft": "คะ"}
 
 
 async def told(sessions, conversation_id: int) -> list[str]:  # noqa: ANN001 (a sessionmaker)

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from bot.identity import user_key
+from tests.gateway.conftest import FON
 from tests.gateway.test_handoff_flow import (
     ASK,
     Child,
@@ -70,7 +71,7 @@ def test_refused_pushes_survive_a_killed_gateway_and_arrive_in_order(
         assert time.monotonic() < deadline, up.to(user)
         time.sleep(0.2)
     assert up.to(user) == [
-        locales.text("utter_handoff_assigned", "th", {"name": "พี่ฝน"}),
+        locales.text("utter_handoff_assigned", "th", FON),
         "ข้อความหนึ่ง",
         "ข้อความสอง",
     ]

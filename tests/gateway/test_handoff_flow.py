@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from bot.identity import user_key
-from tests.gateway.conftest import Console
+from tests.gateway.conftest import FON, Console
 from tests.gateway.test_line import PUSH, Line, install_handlers, new_token, postback, text
 from tests.gateway.test_line import media as line_media
 from tests.gateway.test_telegram import BotApi, Telegram, form, method, new_chat, press
@@ -113,7 +113,7 @@ def test_a_web_chat_child_reaches_a_counsellor_and_back(stack, locales, console,
     assert said_by_child[:2] == [("text", ASK), ("text", marker)]
     [joined] = child.later()
     assert joined["sender"] == "system"
-    assert joined["text"] == locales.text("utter_handoff_assigned", "th", {"name": "พี่ฝน"})
+    assert joined["text"] == locales.text("utter_handoff_assigned", "th", FON)
 
     # Counsellor words reach the child; the child's words reach the counsellor, not Rasa.
     assert console.post(f"/console/api/cases/{case['id']}/reply", {"text": "สวัสดีค่ะ"}).is_success
@@ -267,7 +267,7 @@ def test_a_line_child_gets_counsellor_words_by_push_and_media_is_never_fetched(
 
     calls = line.api.wait_for(lambda calls: len(pushed(calls)) >= 2, 30)
     assert pushed(calls) == [
-        locales.text("utter_handoff_assigned", "th", {"name": "พี่ฝน"}),
+        locales.text("utter_handoff_assigned", "th", FON),
         "พี่อยู่ตรงนี้นะ",
     ]
     picture = line_media(user, "image")
@@ -321,4 +321,4 @@ def test_a_telegram_child_gets_counsellor_words_in_their_chat(telegram, locales,
             break
         assert time.monotonic() < deadline, sent
         time.sleep(0.2)
-    assert sent[-2] == locales.text("utter_handoff_assigned", "th", {"name": "พี่ฝน"})
+    assert sent[-2] == locales.text("utter_handoff_assigned", "th", FON)
