@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot.address import AddressBook
+from bot.background import background
 from bot.channels import platforms, webchat
 from bot.config import Settings
 from bot.console import banner
@@ -62,13 +63,8 @@ async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> AsyncIte
             except Exception:
                 log.exception("periodic %s failed", getattr(job, "__name__", "job"))
 
-    task = asyncio.create_task(loop())
-    try:
+    async with background(loop()):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

@@ -28,6 +28,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from bot.background import background
 from bot.config import Settings
 from bot.store.models import as_utc, utcnow
 
@@ -163,13 +164,8 @@ class Health:
                 await self.probe_all()
 
         await self.probe_all()
-        task = asyncio.create_task(loop())
-        try:
+        async with background(loop()):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 # -- the probes ------------------------------------------------------------------------------------

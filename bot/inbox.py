@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bot.address import AddressBook
+from bot.background import background
 from bot.store import inbound
 from bot.store.models import utcnow
 
@@ -95,13 +96,10 @@ class Inbox:
         shutdown, what is being answered is finished first (the channels must still be open)."""
         if self._store.sqlite:
             await self._store.release_all()
-        task = asyncio.create_task(self._keep())
         try:
-            yield
+            async with background(self._keep()):
+                yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             await self.drain()
             self._store.close()
 
