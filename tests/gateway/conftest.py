@@ -9,6 +9,7 @@ Redis on 127.0.0.1 the second run is skipped, or fails when CI=true.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import random
 import subprocess
@@ -107,6 +108,26 @@ def postgres_database(prefix: str) -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES.format(name="test"), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def offline_settings(tmp_path: Path, **changes: object) -> Settings:
+    """An in-process gateway's settings on a fresh, migrated SQLite file, with nothing listening
+    where Rasa would be (every turn is the fail-safe, at once) and no platform channels; `changes`
+    adds what a test needs."""
+    database_url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    migrate(database_url)
+    offline: dict[str, object] = {
+        "database_url": database_url,
+        "tracker_store_url": f"sqlite:///{tmp_path / 'tracker.db'}",
+        "rasa_url": "http://127.0.0.1:9",
+        "user_id_secret": "test-secret",
+        "locales_dir": ROOT / "locales",
+        "default_language": "th",
+        "line_channel_secret": "",
+        "line_channel_access_token": "",
+        "telegram_bot_token": "",
+    }
+    return dataclasses.replace(Settings.from_env(), **{**offline, **changes})
 
 
 class TestedStack(Stack):

@@ -24,7 +24,7 @@ from bot.console.auth import create_counsellor
 from bot.store.conversations import get_or_create
 from bot.store.handoff_models import Case, Counsellor
 from bot.store.models import Conversation, Message, utcnow
-from tests.gateway.conftest import ROOT, migrate
+from tests.gateway.conftest import offline_settings
 
 SECRET_WORDS = "คำของเด็ก-{}"  # what the child said: must reach nobody the policy refuses
 ENDPOINTS = ("claim", "reply", "note", "transfer", "close")
@@ -39,19 +39,8 @@ BODIES = {
 
 @pytest.fixture
 def app_settings(tmp_path) -> Settings:
-    database_url = f"sqlite:///{tmp_path / 'gateway.db'}"
-    migrate(database_url)
-    return dataclasses.replace(
-        Settings.from_env(),
-        database_url=database_url,
-        tracker_store_url=f"sqlite:///{tmp_path / 'tracker.db'}",
-        rasa_url="http://127.0.0.1:9",
-        user_id_secret="test-secret",
-        locales_dir=ROOT / "locales",
-        default_language="th",
-        line_channel_secret="",
-        line_channel_access_token="",
-        telegram_bot_token="",
+    return offline_settings(
+        tmp_path,
         handoff_remind_after_s=60,
         handoff_return_after_s=300,
         handoff_check_every_s=3600,  # the test moves the timer itself

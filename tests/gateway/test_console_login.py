@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import dataclasses
 import statistics
 import time
 import uuid
@@ -30,26 +29,21 @@ from bot.console.auth import create_counsellor
 from bot.store.db import make_engine, make_sessionmaker
 from bot.store.handoff_models import LoginFailure
 from bot.store.models import utcnow
-from tests.gateway.conftest import ROOT, migrate, postgres_database, require_production
+from tests.gateway.conftest import (
+    migrate,
+    offline_settings,
+    postgres_database,
+    require_production,
+)
 
 PASSWORD = "the right password"
 
 
 @pytest.fixture
 def login_settings(tmp_path) -> Settings:
-    database_url = f"sqlite:///{tmp_path / 'gateway.db'}"
-    migrate(database_url)
-    return dataclasses.replace(
-        Settings.from_env(),
-        database_url=database_url,
-        tracker_store_url=f"sqlite:///{tmp_path / 'tracker.db'}",
-        rasa_url="http://127.0.0.1:9",
-        user_id_secret="test-secret",
-        locales_dir=ROOT / "locales",
+    return offline_settings(
+        tmp_path,
         default_language="en",
-        line_channel_secret="",
-        line_channel_access_token="",
-        telegram_bot_token="",
         rate_login_per_min=10,
     )
 

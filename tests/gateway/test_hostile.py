@@ -45,7 +45,13 @@ from bot.ratelimit import RateLimiter
 from bot.store.models import Conversation
 from bot.untrusted import MAX_BODY_BYTES
 from scripts.counsellor import create
-from tests.gateway.conftest import LINE_SECRET, ROOT, TELEGRAM_SECRET, Console, migrate
+from tests.gateway.conftest import (
+    LINE_SECRET,
+    ROOT,
+    TELEGRAM_SECRET,
+    Console,
+    offline_settings,
+)
 from tests.gateway.test_handoff_flow import ASK, Child
 
 HOSTILE = settings(
@@ -877,20 +883,11 @@ def test_a_web_chat_child_over_the_user_limit_gets_the_kind_message(http, locale
 
 @pytest.fixture
 def low_limits(tmp_path) -> Settings:
-    database_url = f"sqlite:///{tmp_path / 'gateway.db'}"
-    migrate(database_url)
-    return dataclasses.replace(
-        Settings.from_env(),
-        database_url=database_url,
-        tracker_store_url=f"sqlite:///{tmp_path / 'tracker.db'}",
-        rasa_url="http://127.0.0.1:9",  # unreachable: every turn is the fallback, at once
-        user_id_secret="test-secret",
-        locales_dir=ROOT / "locales",
-        default_language="th",
+    return offline_settings(
+        tmp_path,
         line_channel_secret=LINE_SECRET,
         line_channel_access_token="test-token",
         line_api_base_url="http://127.0.0.1:9",
-        telegram_bot_token="",
         rate_user_per_min=3,
         rate_ip_per_min=5,
     )
