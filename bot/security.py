@@ -1,9 +1,9 @@
 """Headers every page and API answer carries: no framing, no sniffing, nothing from elsewhere.
 
-The pages talk only to this gateway. The web chat loads its script and style from files of its
-own (bot/static/webchat.js, webchat.css), so no inline code runs on it; the console's pages
-still carry theirs inline, so only /console allows that. Console and web chat answers are never
-cached: they hold children's words.
+The pages talk only to this gateway. The web chat and the console load their scripts and styles
+from files of their own (bot/assets.py: bot/static/webchat.*, bot/static/console/), so no page
+runs inline code or style and none is allowed. Console and web chat answers are never cached:
+they hold children's words.
 """
 
 from __future__ import annotations
@@ -11,13 +11,11 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = b"content-security-policy"
-_POLICY = (
-    b"default-src 'self'; script-src 'self'{inline}; style-src 'self'{inline};"
+STRICT = (
+    b"default-src 'self'; script-src 'self'; style-src 'self';"
     b" img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self';"
     b" base-uri 'none'; object-src 'none'"
 )
-STRICT = _POLICY.replace(b"{inline}", b"")
-INLINE = _POLICY.replace(b"{inline}", b" 'unsafe-inline'")
 HEADERS = {
     b"x-content-type-options": b"nosniff",
     b"x-frame-options": b"DENY",
@@ -38,11 +36,10 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         private = scope["path"].startswith(("/console", "/webchat"))
-        policy = INLINE if scope["path"].startswith("/console") else STRICT
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                ours = {**HEADERS, CSP: policy}
+                ours = {**HEADERS, CSP: STRICT}
                 headers = [(k, v) for k, v in message.get("headers", []) if k not in ours]
                 headers += list(ours.items())
                 if private and not any(k == NO_STORE[0] for k, _ in headers):

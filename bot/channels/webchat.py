@@ -24,9 +24,10 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from bot import assets
 from bot.identity import user_key
 from bot.inbox import Event
 from bot.language import reply_language, written
@@ -55,7 +56,7 @@ LABELS = (
     "ui_quick_exit",
     "ui_quick_exit_hint",
 )
-ASSETS = {"webchat.js": "text/javascript; charset=utf-8", "webchat.css": "text/css; charset=utf-8"}
+ASSETS = ("webchat.js", "webchat.css")
 
 
 def _error(message: str, status: int) -> JSONResponse:
@@ -240,18 +241,9 @@ async def page(request: Request) -> HTMLResponse:
     return HTMLResponse(html, headers=headers)
 
 
-def _asset(name: str) -> Route:
-    """The page's script or style sheet: separate files, so the page needs no inline code (CSP)."""
-
-    async def serve(_: Request) -> FileResponse:
-        return FileResponse(STATIC / name, media_type=ASSETS[name])
-
-    return Route(f"/webchat/{name}", serve, methods=["GET"])
-
-
 routes = [
     Route("/", page, methods=["GET"]),
     Route("/webchat/messages", post_message, methods=["POST"]),
     Route("/webchat/messages", later_messages, methods=["GET"]),
-    *[_asset(name) for name in ASSETS],
+    *assets.routes("/webchat", STATIC, ASSETS),
 ]

@@ -22,6 +22,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from bot import assets
 from bot.console import auth, insights, insights_view, policy, views
 from bot.handoff import cases, voice
 from bot.handoff.categories import MAX_PER_CASE
@@ -35,6 +36,21 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
     autoescape=select_autoescape(["html"]),
+)
+# The console's style sheets and scripts, one per part of the screen (bot/static/console/).
+ASSETS = (
+    "console.css",
+    "insights.css",
+    "login.css",
+    "app.js",
+    "api.js",
+    "labels.js",
+    "queue.js",
+    "case.js",
+    "supervisor.js",
+    "alerts.js",
+    "voice.js",
+    "start.js",
 )
 HEARTBEAT_S = 15
 MAX_FORM_BYTES = 8 * 1024
@@ -484,4 +500,5 @@ routes = [
     Route("/console/api/insights", api(insights_json), methods=["GET"]),
     Route("/console/api/insights.csv", api(insights_csv), methods=["GET"]),
     Route("/console/api/events", api(events), methods=["GET"]),
+    *assets.routes("/console/assets", STATIC / "console", ASSETS),
 ]

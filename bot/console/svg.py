@@ -27,8 +27,8 @@ def bars(rows: list[tuple[str, int | str]], title: str) -> Markup:
     height = ROW_H * max(len(rows), 1) + 8
     width = PLOT_W + 60
     parts = [
-        f"<svg xmlns='http://www.w3.org/2000/svg' role='img' width='100%' "
-        f"style='max-width: {width}px' viewBox='0 0 {width} {height}' {FONT}>"
+        f"<svg xmlns='http://www.w3.org/2000/svg' role='img' width='{width}' "
+        f"viewBox='0 0 {width} {height}' {FONT}>"
         f"<title>{escape(title)}</title>",
         "<defs><pattern id='small' width='6' height='6' patternUnits='userSpaceOnUse' "
         "patternTransform='rotate(45)'><rect width='3' height='6' fill='#94a3b8'/>"
@@ -57,8 +57,8 @@ def stacked_days(
     width = max(left + column_w * len(days) + 20, 420)
     height = plot_h + 70
     parts = [
-        f"<svg xmlns='http://www.w3.org/2000/svg' role='img' width='100%' "
-        f"style='max-width: {width}px' viewBox='0 0 {width} {height}' {FONT}>"
+        f"<svg xmlns='http://www.w3.org/2000/svg' role='img' width='{width}' "
+        f"viewBox='0 0 {width} {height}' {FONT}>"
         f"<title>{escape(title)}</title>",
         # the scale's top: a height made only of "<5" cells is not a number to print
         f"<text x='0' y='14'>{SMALL if top < 5 else int(top)}</text>",

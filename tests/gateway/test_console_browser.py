@@ -133,6 +133,34 @@ def platform_fonts(page, selector: str) -> dict[str, int]:
     return {f["familyName"]: f["glyphCount"] for f in fonts}
 
 
+# Every page reports what its Content-Security-Policy blocked (bot/security.py); Chromium also
+# logs it. Init scripts come from Playwright, not the page, so the policy does not block this one.
+REPORT_CSP = """document.addEventListener("securitypolicyviolation", (e) =>
+  console.error("CSP violation: " + e.violatedDirective + " " + (e.blockedURI || "inline")));"""
+
+
+class Watched:
+    """Chromium whose every context records what a page's Content-Security-Policy blocked:
+    a page that needs inline code or style is broken, whichever test opens it."""
+
+    def __init__(self, browser: Any) -> None:
+        self._browser = browser
+        self.violations: list[str] = []
+
+    def new_context(self, **options: Any) -> Any:
+        context = self._browser.new_context(**options)
+        context.add_init_script(REPORT_CSP)
+        context.on("console", self._console)
+        return context
+
+    def _console(self, message: Any) -> None:
+        if "CSP violation" in message.text or "Content Security Policy" in message.text:
+            self.violations.append(f"{message.location.get('url')}: {message.text}")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._browser, name)
+
+
 @pytest.fixture
 def browser() -> Iterator[Any]:
     """Chromium. Requested after `counsellor`: while Playwright's sync API runs, no other
@@ -149,10 +177,12 @@ def browser() -> Iterator[Any]:
                 "--disable-sync",
             ],
         )
+        watched = Watched(browser)
         try:
-            yield browser
+            yield watched
         finally:
             browser.close()
+        assert watched.violations == [], watched.violations
 
 
 def test_a_child_reaches_a_counsellor_and_back_to_the_bot(stack, counsellor, locales, browser):

@@ -215,6 +215,36 @@ def test_console_refuses_without_session_csrf_or_role(stack, console, new_counse
     assert all(c.has_nonstandard_attr("HttpOnly") for c in cookie if c.name == "console_session")
 
 
+INLINE = re.compile(r"<style|<script(?![^>]*\ssrc=)|\sstyle=|\son[a-z]+=", re.IGNORECASE)
+ASSET = re.compile(r'(?:src|href)="(/console/assets/[^"]+)"')
+TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+
+
+def test_console_pages_run_only_their_own_files(stack, console, new_counsellor):
+    """No inline script or style on any console page, so its policy allows none
+    (bot/security.py), and every file a page names is served with its content type."""
+    boss = Console(stack.gateway_url)
+    assert boss.login(*new_counsellor(role="supervisor")).status_code == 303
+    pages = [
+        httpx.get(f"{stack.gateway_url}/console/login"),
+        console.client.get("/console"),
+        boss.client.get("/console/insights"),
+    ]
+    for page in pages:
+        assert page.status_code == 200, page.request.url
+        policy = page.headers["content-security-policy"]
+        assert "'unsafe-inline'" not in policy, policy
+        assert "script-src 'self';" in policy and "style-src 'self';" in policy, policy
+        assert INLINE.findall(page.text) == [], page.request.url
+        files = ASSET.findall(page.text)
+        assert files, page.request.url
+        for path in files:
+            served = httpx.get(stack.gateway_url + path)
+            assert served.status_code == 200, path
+            assert served.headers["content-type"] == TYPES[path[path.rindex(".") :]], path
+            assert served.headers["x-content-type-options"] == "nosniff"
+
+
 def test_five_wrong_passwords_lock_the_account(stack, new_counsellor):
     username, password = new_counsellor()
     browser = Console(stack.gateway_url)
