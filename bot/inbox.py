@@ -40,6 +40,8 @@ SWEEP_EVERY_S = 2.0
 RETRY_AFTER_S = 1.0  # times the attempts so far: a failure is tried again after 1 s, then 2 s
 # Answering the fail-safe itself failed this often: the row is finished without an answer.
 GIVE_UP_AFTER = MAX_ATTEMPTS + 2
+# How long a request whose row was finished by this process waits for the answer handed over.
+HAND_OVER_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,13 @@ class Inbox:
                 if outcome is None:
                     return None
                 if outcome.finished:
-                    return json.loads(outcome.answer) if outcome.answer else None
+                    if outcome.answer:
+                        return json.loads(outcome.answer)
+                    # Kept nowhere: a worker of this process answered it (this request waits
+                    # for it) and hands the answer over as soon as its finish is committed.
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        return await asyncio.wait_for(asyncio.shield(answered), HAND_OVER_S)
+                    return None
                 self._start(user)
         finally:
             self._waiting.pop(row_id, None)
