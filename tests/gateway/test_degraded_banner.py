@@ -5,7 +5,6 @@ went out so far, in the console's language; counsellors are not shown it."""
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 
 import httpx
@@ -18,20 +17,14 @@ from tests.gateway.test_console_browser import (  # noqa: F401 (browser: the fix
     template,
     wait_until,
 )
+from tests.gateway.test_console_browser import sign_in as console_sign_in
 from tests.gateway.test_trusted_proxies import lone_gateway
 
 
 def sign_in(chromium, base: str, username: str, password: str):  # noqa: ANN001, ANN201
     context = chromium.new_context(viewport=VIEWPORT, base_url=base, locale="th-TH")
     context.set_default_timeout(TIMEOUT_S * 1000)
-    page = context.new_page()
-    page.goto("/console/login")
-    page.fill('input[name="username"]', username)
-    page.fill('input[name="password"]', password)
-    page.click('button[type="submit"]')
-    page.wait_for_url(re.compile(r"/console(\?.*)?$"))
-    page.wait_for_selector('body[data-ready="true"]')
-    return page
+    return console_sign_in(context, username, password)
 
 
 def test_supervisors_see_the_degraded_banner_counsellors_do_not(tmp_path, locales, request):

@@ -10,7 +10,6 @@ On SQLite and on PostgreSQL; two replicas on PostgreSQL only (SQLite is one gate
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 import random
@@ -48,6 +47,7 @@ from tests.gateway.conftest import (
 )
 from tests.gateway.standin import DROP, Call, LinePushes, StandIn
 from tests.gateway.test_line import PUSH, REPLY, envelope, media, new_token, new_user, sign, text
+from tests.gateway.test_line import Gateway as LineGateway
 from tests.gateway.test_telegram import API, BotApi, form, new_chat
 from tests.gateway.test_telegram import text as telegram_text
 
@@ -263,29 +263,11 @@ def app_settings(database_url: str, rasa: EchoRasa, line_api: StandIn) -> Settin
     )
 
 
-class Gateway:
-    """One gateway's app in this test's event loop, start to shutdown."""
+class Gateway(LineGateway):
+    """One gateway's app in this test's event loop (test_line.py), which also chats on the web."""
 
     def __init__(self, settings: Settings) -> None:
-        self.app = create_app(settings)
-        self.stack = contextlib.AsyncExitStack()
-
-    async def __aenter__(self) -> Gateway:
-        await self.stack.enter_async_context(self.app.router.lifespan_context(self.app))
-        transport = httpx.ASGITransport(app=self.app)
-        self.client = await self.stack.enter_async_context(
-            httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=60)
-        )
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stack.aclose()
-
-    async def line(self, *events: dict) -> None:
-        body = envelope(*events)
-        headers = {"x-line-signature": sign(body)}
-        response = await self.client.post("/webhooks/line", content=body, headers=headers)
-        assert response.status_code == 200, response.text
+        super().__init__(settings, timeout=60)
 
     async def chat(self, user: str, words: str) -> dict:
         response = await self.client.post("/webchat/messages", json={"user": user, "text": words})
@@ -327,7 +309,7 @@ def test_an_event_that_fails_three_times_gets_the_fail_safe_once(
     async def scenario() -> None:
         async with Gateway(app_settings(database_url, rasa, line_api)) as gateway:
             monkeypatch.setattr(gateway.app.state.router, "handle", broken)
-            await gateway.line(text(user, "are you there", token))
+            await gateway.post(text(user, "are you there", token))
             deadline = time.monotonic() + 60
             while not replies_to(line_api, user, [token]):
                 assert time.monotonic() < deadline, "never answered"
@@ -362,7 +344,7 @@ def test_a_line_push_whose_answer_is_lost_is_retried_with_its_key_and_arrives_on
     async def scenario() -> None:
         async with Gateway(app_settings(database_url, rasa, line_api)) as gateway:
             state = gateway.app.state
-            await gateway.line(media(user, "sticker"))  # the address, for pushes
+            await gateway.post(media(user, "sticker"))  # the address, for pushes
             await state.inbox.drain()
             async with state.sessions() as session:
                 conversation_id = (await get_or_create(session, key, "line")).id

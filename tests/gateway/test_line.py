@@ -513,15 +513,16 @@ def app_settings(tmp_path, line_api) -> Settings:
 class Gateway:
     """One gateway process's worth of app, run in this test's event loop (start to shutdown)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, timeout: float = 5.0) -> None:
         self.app = create_app(settings)
         self.stack = contextlib.AsyncExitStack()
+        self.timeout = timeout  # seconds a request may take (httpx's default)
 
     async def __aenter__(self) -> Gateway:
         await self.stack.enter_async_context(self.app.router.lifespan_context(self.app))
         transport = httpx.ASGITransport(app=self.app)
         self.client = await self.stack.enter_async_context(
-            httpx.AsyncClient(transport=transport, base_url="http://gateway")
+            httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=self.timeout)
         )
         return self
 
