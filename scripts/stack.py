@@ -406,6 +406,12 @@ class Stack:
             TRACKER_DB=str(self.var / "rasa_tracker.db"),
         )
         env.update(self.extra_env)
+        if len(self.rasa_ports) > 1:
+            # A core for each Rasa server: TensorFlow's own threads would only contend for them
+            # (its ops here are tiny), and glibc's per-thread heaps would only grow each server.
+            for name in ("TF_INTRA_OP_PARALLELISM_THREADS", "TF_INTER_OP_PARALLELISM_THREADS"):
+                env.setdefault(name, "1")
+            env.setdefault("MALLOC_ARENA_MAX", "2")
         # Rasa and the gateway must agree on where Rasa's words are (the gateway purges them).
         env["TRACKER_STORE_URL"] = tracker_store_url(env)
         return env
