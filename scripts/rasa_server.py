@@ -20,6 +20,10 @@ The first two showed in `make bench` (README "Benchmarks") as most of Rasa's CPU
    waits for the other's write instead of failing at once, and in WAL mode (scripts/stack.py
    sets it) commits without waiting for the disk (`synchronous=NORMAL`: a crash of the process
    loses nothing; only a power cut can lose the last turns, as it can the gateway's own SQLite).
+5. Rasa opens a new HTTP session, so a new connection, for every call to the action server and
+   to `/nlg` (`EndpointConfig.request`): one to three a turn, each with its connect and
+   teardown on both sides. One kept session per configuration and event loop serves them all;
+   an idle connection is dropped after KEEP_IDLE_S, before the gateway's server drops it (5 s).
 
 Run with the engine's Python from the project root: `python -m scripts.rasa_server run ...`
 takes the same arguments as `rasa`.
@@ -27,22 +31,27 @@ takes the same arguments as `rasa`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import sys
+from types import TracebackType
 from typing import Any
 
 sys.modules["jax"] = None  # before TensorFlow is imported (3. above)
 
+import aiohttp  # noqa: E402
 import jsonschema  # noqa: E402
 from jsonschema.exceptions import best_match  # noqa: E402
 from jsonschema.validators import validator_for  # noqa: E402
 from rasa.core.nlg import callback  # noqa: E402
 from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity  # noqa: E402
+from rasa.utils.endpoints import DEFAULT_REQUEST_TIMEOUT, EndpointConfig  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+KEEP_IDLE_S = 2.0
 
 _MAX_SCHEMAS = 64  # Rasa has a handful; the bound only keeps an odd caller from growing it
 _validators: dict[str, Any] = {}
@@ -85,7 +94,50 @@ def sqlite_pragmas(connection: Any, _record: Any) -> None:
         connection.execute("PRAGMA synchronous=NORMAL")
 
 
+class _Kept:
+    """`async with` a kept session: gives it, and leaves it open."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    async def __aenter__(self) -> aiohttp.ClientSession:
+        return self._session
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        return None
+
+
+_sessions: dict[tuple[Any, ...], aiohttp.ClientSession] = {}
+
+
+def kept_session(endpoint: EndpointConfig) -> _Kept:
+    """`EndpointConfig.session`, kept for the endpoint's headers and credentials (5. above)."""
+    auth = endpoint.basic_auth or {}
+    key = (
+        id(asyncio.get_running_loop()),
+        tuple(sorted(endpoint.headers.items())),
+        auth.get("username"),
+        auth.get("password"),
+    )
+    session = _sessions.get(key)
+    if session is None or session.closed:
+        session = aiohttp.ClientSession(
+            headers=endpoint.headers,
+            auth=aiohttp.BasicAuth(auth["username"], auth["password"]) if auth else None,
+            timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
+            connector=aiohttp.TCPConnector(keepalive_timeout=KEEP_IDLE_S),
+        )
+        _sessions[key] = session
+    return _Kept(session)
+
+
 def main() -> None:
+    EndpointConfig.session = kept_session
     event.listen(Engine, "connect", sqlite_pragmas)
     jsonschema.validate = validate
     callback.nlg_request_format = nlg_request
