@@ -1,0 +1,223 @@
+"""`make bench`, the report: report.json's numbers, the acceptance limits, the printed table."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any
+
+from scripts.bench.load import SCRIPTS, TURNS_PER_CONVERSATION
+from scripts.bench.settings import Config, loadavg
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * p / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    return {
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "p99": percentile(values, 99),
+        "mean": sum(values) / len(values) if values else None,
+        "n": len(values),
+    }
+
+
+def build_report(
+    cfg: Config,
+    measured: dict[str, Any],
+    startup: dict[str, float],
+    train: dict[str, Any],
+    parse: dict[str, Any],
+    database: str,
+    started: float,
+    load_before: list[float],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    gateway_o, direct_o = measured["overhead"]
+    overhead_ratio = None
+    if gateway_o.ms and direct_o.ms:
+        overhead_ratio = percentile(gateway_o.ms, 50) / percentile(direct_o.ms, 50)
+    levels = measured["levels"]
+    report: dict[str, Any] = {
+        "gateway_overhead_p50_ratio": overhead_ratio,
+        "overhead": {
+            "gateway_ms": summary(gateway_o.ms),
+            "rasa_direct_ms": summary(direct_o.ms),
+            "added_p50_ms": (
+                percentile(gateway_o.ms, 50) - percentile(direct_o.ms, 50)
+                if overhead_ratio
+                else None
+            ),
+            "errors": gateway_o.errors + direct_o.errors,
+            "fallbacks": gateway_o.fallbacks,
+        },
+        "turn_ms": {c: summary(v["gateway"].ms) for c, v in levels.items()},
+        "rasa_direct_ms": {c: summary(v["direct"].ms) for c, v in levels.items()},
+        "throughput": {
+            c: (v["gateway"].answered + v["line"].answered) / v["through_gateway"].seconds
+            for c, v in levels.items()
+        },
+        "bot_answer_throughput": {
+            c: (
+                v["gateway"].answered
+                + v["line"].answered
+                - v["gateway"].fallbacks
+                - v["line"].fallbacks
+            )
+            / v["through_gateway"].seconds
+            for c, v in levels.items()
+        },
+        "rasa_direct_throughput": {
+            c: v["direct"].answered / v["to_rasa"].seconds for c, v in levels.items()
+        },
+        "errors": {c: v["gateway"].errors + v["line"].errors for c, v in levels.items()},
+        "errors_by_path": {
+            c: {
+                "webchat": v["gateway"].errors,
+                "line": v["line"].errors,
+                "rasa_direct": v["direct"].errors,
+            }
+            for c, v in levels.items()
+        },
+        "fallbacks": {c: v["gateway"].fallbacks + v["line"].fallbacks for c, v in levels.items()},
+        "rasa_direct_no_answer": {c: v["direct"].fallbacks for c, v in levels.items()},
+        "handoffs": {c: v["gateway"].handoffs for c, v in levels.items()},
+        "line_ack_p99_ms": (
+            summary(levels["50"]["line"].ack_ms)["p99"] if "50" in levels else None
+        ),
+        "line_ack_ms": {c: summary(v["line"].ack_ms) for c, v in levels.items()},
+        "line_turn_ms": {c: summary(v["line"].ms) for c, v in levels.items()},
+        "line_conversations": {c: v["line_seats"] for c, v in levels.items()},
+        "line_pushes": measured["line_pushes"],
+        "rss_mb": {
+            name: {
+                "idle": measured["idle_rss"].get(name),
+                "load": measured["load_rss"].get(name),
+                "after": measured["after_rss"].get(name),
+            }
+            for name in measured["idle_rss"]
+        },
+        "cpu_ms_per_turn": {},
+        "startup_s": startup,
+        "train_s": train.get("train_s"),
+        "train": train,
+        "parse_ms": {"project": parse.get("project"), "baseline": parse.get("baseline")},
+        "parse": parse,
+        "database": database,
+        "config": {
+            "levels": list(cfg.levels),
+            "phase_s": cfg.phase_s,
+            "think_s": list(cfg.think_s),
+            "overhead_conversations": cfg.overhead_conversations,
+            "rasa_timeout_s": float(os.environ.get("RASA_TIMEOUT_S", "4")),
+            "quick": cfg.quick,
+            "scripts": len(SCRIPTS),
+            "turns_per_conversation": TURNS_PER_CONVERSATION,
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "loadavg_before": load_before,
+            "loadavg_after": loadavg(),
+        },
+        "duration_s": time.monotonic() - started,
+    }
+    for c, v in levels.items():
+        turns = v["gateway"].answered + v["line"].answered
+        spent = v["through_gateway"].cpu_s
+        per_turn = {name: 1000 * s / turns if turns else None for name, s in spent.items()}
+        per_turn["total"] = 1000 * sum(spent.values()) / turns if turns else None
+        report["cpu_ms_per_turn"][c] = per_turn
+    report["acceptance"] = acceptance(report)
+    samples = {
+        "gateway": {c: v["gateway"].ms for c, v in levels.items()},
+        "direct": {c: v["direct"].ms for c, v in levels.items()},
+        "line_ack": {c: v["line"].ack_ms for c, v in levels.items()},
+        "line_turn": {c: v["line"].ms for c, v in levels.items()},
+        "overhead_gateway": gateway_o.ms,
+        "overhead_direct": direct_o.ms,
+    }
+    return report, samples
+
+
+def acceptance(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The issue's acceptance limits, each with the measured value (None: not measured)."""
+
+    def at(table: dict[str, Any], level: str, key: str | None = None) -> Any:
+        value = table.get(level)
+        return value.get(key) if key and isinstance(value, dict) else value
+
+    checks = {
+        "gateway p50 / Rasa p50": (report["gateway_overhead_p50_ratio"], 1.15),
+        "p95 ms per turn at 10": (at(report["turn_ms"], "10", "p95"), 300),
+        "errors at 200": (at(report["errors"], "200"), 0),
+        "LINE ack p99 ms at 50": (report["line_ack_p99_ms"], 100),
+        "resident MB, all under load": (report["rss_mb"]["total"]["load"], 2000),
+    }
+    return {
+        name: {"value": value, "limit": limit, "ok": None if value is None else value <= limit}
+        for name, (value, limit) in checks.items()
+    }
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = [
+        f"{'conc':>5} {'gateway p50/p95/p99 ms':>24} {'Rasa direct p50/p95/p99':>24} "
+        f"{'turns/s gw/Rasa':>16} {'errors':>6} {'fallbk':>6} {'LINE ack p99':>12}"
+    ]
+    for c in report["turn_ms"]:
+        g, d = report["turn_ms"][c], report["rasa_direct_ms"][c]
+        lines.append(
+            f"{c:>5} {_ms(g['p50']) + ' / ' + _ms(g['p95']) + ' / ' + _ms(g['p99']):>24} "
+            f"{_ms(d['p50']) + ' / ' + _ms(d['p95']) + ' / ' + _ms(d['p99']):>24} "
+            f"{report['throughput'][c]:>8.1f} / {report['rasa_direct_throughput'][c]:<5.1f} "
+            f"{report['errors'][c]:>6} {report['fallbacks'][c]:>6} "
+            f"{_ms(report['line_ack_ms'][c]['p99']):>12}"
+        )
+    cpu_level = "10" if "10" in report["cpu_ms_per_turn"] else next(iter(report["turn_ms"]), "-")
+    cpu = report["cpu_ms_per_turn"].get(cpu_level, {})
+    o = report["overhead"]
+    ratio = report["gateway_overhead_p50_ratio"]
+    lines += [
+        "",
+        f"overhead, one conversation at a time: gateway p50 {_ms(o['gateway_ms']['p50'])} ms, "
+        f"Rasa direct p50 {_ms(o['rasa_direct_ms']['p50'])} ms, ratio "
+        f"{'-' if ratio is None else f'{ratio:.3f}'} (n={o['gateway_ms']['n']})",
+        "",
+        f"{'process':<10}{'RSS idle MB':>12}{'RSS load MB':>12}{'start-up s':>12}"
+        f"{'CPU ms/turn at ' + cpu_level:>20}",
+    ]
+    for name, rss in report["rss_mb"].items():
+        startup = report["startup_s"].get(name)
+        lines.append(
+            f"{name:<10}{_ms(rss['idle']):>12}{_ms(rss['load']):>12}"
+            f"{'-' if startup is None else f'{startup:.1f}':>12}"
+            f"{_ms(cpu.get(name)):>20}"
+        )
+    parse = report["parse_ms"]
+    train = report["train_s"]
+    lines += [
+        "",
+        f"training: {'-' if train is None else f'{train:.0f} s'} ({report['train']['source']})",
+        f"NLU parse ms per message: project {_ms(parse['project'])}, "
+        f"baseline {_ms(parse['baseline'])} ({report['parse']['source']})",
+        "",
+        "acceptance:",
+    ]
+    for name, check in report["acceptance"].items():
+        verdict = {True: "ok", False: "FAILS", None: "not measured"}[check["ok"]]
+        value = check["value"]
+        shown = "-" if value is None else (f"{value:.3f}" if isinstance(value, float) else value)
+        lines.append(f"  {name:<30} {shown!s:>10}  (limit {check['limit']})  {verdict}")
+    return "\n".join(lines)
