@@ -31,7 +31,7 @@ from scripts.bench.turns import (
     line_turn,
     webchat_turn,
 )
-from scripts.stack import GATEWAY_PYTHON, Stack
+from scripts.stack import GATEWAY_PYTHON, Stack, write_endpoints
 from tests.gateway.standin import StandIn
 
 PROCESSES = ("actions", "gateway", "rasa")  # also the start order: each is timed alone
@@ -48,8 +48,13 @@ def migrate(database_url: str) -> None:
 
 
 def start_one_by_one(stack: Stack, timeout: float = 300) -> dict[str, float]:
-    """Starts each process alone and times it from launch to its first healthy answer."""
+    """Starts each process alone and times it from launch to its first healthy answer.
+
+    Rasa's endpoints file is written first, as `Stack.start` does: without it Rasa falls back to
+    the repository's embedded default (SQLite tracker store, in-memory lock store) and the run
+    would not measure PostgreSQL's tracker store or REDIS_URL's lock store."""
     env = stack.env()
+    write_endpoints(stack.endpoints_file, env)
     seconds = {}
     for name in PROCESSES:
         process = stack.processes[name]
