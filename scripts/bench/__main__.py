@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import shutil
@@ -22,6 +23,8 @@ from scripts.bench.metering import Meter
 from scripts.bench.offline import parse_time, training_time
 from scripts.bench.reporting import build_report, table
 from scripts.bench.settings import CLIENT_TIMEOUT_S, OUT, ROOT, Config, loadavg
+from scripts.bench.stock import demo_bot, mood_turns, stock_process
+from scripts.bench.stock import start as start_stock
 from scripts.bench.turns import (
     LINE_SECRET,
     LINE_TOKEN,
@@ -31,7 +34,7 @@ from scripts.bench.turns import (
     line_turn,
     webchat_turn,
 )
-from scripts.stack import GATEWAY_PYTHON, Stack, write_endpoints
+from scripts.stack import GATEWAY_PYTHON, Process, Stack, write_endpoints
 from tests.gateway.standin import StandIn
 
 PROCESSES = ("actions", "gateway", "rasa")  # also the start order: each is timed alone
@@ -74,10 +77,15 @@ def start_one_by_one(stack: Stack, timeout: float = 300) -> dict[str, float]:
 # -- the run -------------------------------------------------------------------------------------
 
 
-async def measure(stack: Stack, standin: StandIn, cfg: Config) -> dict[str, Any]:
+async def measure(
+    stack: Stack, standin: StandIn, cfg: Config, stock: Process, stock_url: str
+) -> dict[str, Any]:
+    """Every phase against the running stack; `stock`, Rasa's demo bot, only beside the
+    one-at-a-time phase, stopped before the levels so it takes no memory or CPU from them."""
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     web = httpx.AsyncClient(base_url=stack.gateway_url, timeout=CLIENT_TIMEOUT_S, limits=limits)
     rasa = httpx.AsyncClient(base_url=stack.rasa_url, timeout=CLIENT_TIMEOUT_S, limits=limits)
+    demo = httpx.AsyncClient(base_url=stock_url, timeout=CLIENT_TIMEOUT_S, limits=limits)
     replies = LineReplies(standin, asyncio.get_running_loop())
     meter = Meter({name: stack.processes[name].popen.pid for name in PROCESSES})
     meter.start()
@@ -89,11 +97,14 @@ async def measure(stack: Stack, standin: StandIn, cfg: Config) -> dict[str, Any]
                 await webchat_turn(web, f"bench-warmup-{number}", text, warm)
                 await direct_turn(rasa, f"bench-warmup-direct-{number}", text, warm)
                 await line_turn(web, replies, f"Ubenchwarmup{number}", text, warm)
+            for user, text in itertools.islice(mood_turns(), len(script)):
+                await direct_turn(demo, user, text, warm)
         await asyncio.sleep(3)
         idle_rss = meter.rss()
 
         print(f"overhead: {cfg.overhead_conversations} conversations one at a time...", flush=True)
-        overhead = await overhead_phase(web, rasa, cfg.overhead_conversations)
+        overhead = await overhead_phase(web, rasa, cfg.overhead_conversations, demo)
+        stock.stop()
 
         levels: dict[str, dict[str, Any]] = {}
         load_peak: dict[str, float] = {}
@@ -117,6 +128,7 @@ async def measure(stack: Stack, standin: StandIn, cfg: Config) -> dict[str, Any]
         await meter.stop()
         await web.aclose()
         await rasa.aclose()
+        await demo.aclose()
 
 
 def main() -> None:
@@ -130,6 +142,7 @@ def main() -> None:
 
     train = training_time(cfg)
     parse = parse_time(cfg)
+    stock_dir, stock_info = demo_bot(cfg.out)
 
     var = Path(tempfile.mkdtemp(prefix="stack-", dir=cfg.out))
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{var / 'gateway.db'}"
@@ -145,13 +158,18 @@ def main() -> None:
         },
     )
     print(f"starting the stack one process at a time ({database}; var: {var})...", flush=True)
-    ok = False
+    ok, stock = False, None
     try:
         startup = start_one_by_one(stack)
-        measured = asyncio.run(measure(stack, standin, cfg))
+        stock, stock_url = stock_process(stock_dir, var / "log" / "stock.log")
+        print("starting Rasa's demo bot beside it...", flush=True)
+        start_stock(stock, stock_url)
+        measured = asyncio.run(measure(stack, standin, cfg, stock, stock_url))
         ok = True
     finally:
         stack.stop()
+        if stock is not None:
+            stock.stop()
         standin.stop()
         if ok and not cfg.keep:
             shutil.rmtree(var, ignore_errors=True)
@@ -159,7 +177,7 @@ def main() -> None:
             print(f"the stack's databases and logs are kept in {var}", file=sys.stderr)
 
     report, samples = build_report(
-        cfg, measured, startup, train, parse, database, started, load_before
+        cfg, measured, startup, train, parse, stock_info, database, started, load_before
     )
     (cfg.out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
     (cfg.out / "samples.json").write_text(json.dumps(samples))

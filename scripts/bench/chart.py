@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-GATEWAY, DIRECT, LINE = "#1f77b4", "#ff7f0e", "#2ca02c"
+GATEWAY, DIRECT, LINE, STOCK = "#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f"
 
 
 def _boxes(ax: Any, groups: list[list[float]], positions: list[float], color: str) -> None:
@@ -101,6 +101,9 @@ def draw(report: dict[str, Any], samples: dict[str, Any], path: Path) -> None:
         f"Rasa direct (p50 {overhead['rasa_direct_ms']['p50']:.0f} ms)",
         DIRECT,
     )
+    if samples.get("overhead_stock"):
+        stock_p50 = report["stock"]["stock_turn_p50_ms"]
+        _cdf(ax, samples["overhead_stock"], f"Rasa's demo bot (p50 {stock_p50:.0f} ms)", STOCK)
     ax.set_xscale("log")
     ax.set_xlabel("ms per turn")
     ax.set_ylabel("share of turns")

@@ -14,6 +14,7 @@ import httpx
 
 from scripts.bench.metering import Meter
 from scripts.bench.settings import Config
+from scripts.bench.stock import mood_turns
 from scripts.bench.turns import LineReplies, Tally, direct_turn, line_turn, webchat_turn
 
 # What children (and a caregiver and a friend) write, in Thai and English, several turns each; a
@@ -134,18 +135,25 @@ async def phase(meter: Meter, seats: dict[str, tuple[int, Turn]], cfg: Config, s
 
 
 async def overhead_phase(
-    web: httpx.AsyncClient, rasa: httpx.AsyncClient, conversations: int
-) -> tuple[Tally, Tally]:
+    web: httpx.AsyncClient,
+    rasa: httpx.AsyncClient,
+    conversations: int,
+    stock: httpx.AsyncClient | None = None,
+) -> tuple[Tally, Tally, Tally]:
     """One conversation at a time, no pause; each turn goes through the gateway and, right after,
-    the same text goes straight to Rasa for a twin conversation, so both meet the same noise."""
-    gateway, direct = Tally(), Tally()
+    the same text goes straight to Rasa for a twin conversation, and the next turn of Rasa's demo
+    bot's own conversations goes to `stock` (scripts/bench/stock.py), so all meet the same noise."""
+    gateway, direct, stock_tally = Tally(), Tally(), Tally()
+    mood = mood_turns()
     for number in range(conversations):
         script = SCRIPTS[number % len(SCRIPTS)]
         user = f"bench-overhead-{number}-{uuid.uuid4().hex[:8]}"
         for text in script:
             await webchat_turn(web, user, text, gateway)
             await direct_turn(rasa, user + "-direct", text, direct)
-    return gateway, direct
+            if stock is not None:
+                await direct_turn(stock, *next(mood), stock_tally)
+    return gateway, direct, stock_tally
 
 
 async def run_level(

@@ -71,7 +71,7 @@ def training_time(cfg: Config) -> dict[str, Any]:
 
 
 def parse_time(cfg: Config) -> dict[str, Any]:
-    """`make eval`'s parse time per message (scripts/bench/nlu_parse.py, in the engine environment)."""
+    """`make eval`'s parse time per message (scripts/bench/nlu_parse.py, in the engine's env)."""
     if not cfg.parse:
         return {"project": None, "baseline": None, "source": "skipped"}
     if not cfg.eval_path.exists():

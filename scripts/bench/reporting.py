@@ -37,16 +37,28 @@ def build_report(
     startup: dict[str, float],
     train: dict[str, Any],
     parse: dict[str, Any],
+    stock: dict[str, Any],
     database: str,
     started: float,
     load_before: list[float],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    gateway_o, direct_o = measured["overhead"]
+    gateway_o, direct_o, stock_o = measured["overhead"]
     overhead_ratio = None
     if gateway_o.ms and direct_o.ms:
         overhead_ratio = percentile(gateway_o.ms, 50) / percentile(direct_o.ms, 50)
     levels = measured["levels"]
+    project_p50, stock_p50 = percentile(gateway_o.ms, 50), percentile(stock_o.ms, 50)
     report: dict[str, Any] = {
+        "stock_turn_p50_ratio": project_p50 / stock_p50 if project_p50 and stock_p50 else None,
+        "stock": {
+            "project_turn_p50_ms": project_p50,
+            "stock_turn_p50_ms": stock_p50,
+            "project_ms": summary(gateway_o.ms),
+            "stock_ms": summary(stock_o.ms),
+            "stock_errors": stock_o.errors,
+            "stock_no_answer": stock_o.fallbacks,
+            **stock,
+        },
         "gateway_overhead_p50_ratio": overhead_ratio,
         "overhead": {
             "gateway_ms": summary(gateway_o.ms),
@@ -143,6 +155,7 @@ def build_report(
         "line_turn": {c: v["line"].ms for c, v in levels.items()},
         "overhead_gateway": gateway_o.ms,
         "overhead_direct": direct_o.ms,
+        "overhead_stock": stock_o.ms,
     }
     return report, samples
 
@@ -171,6 +184,10 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def table(report: dict[str, Any]) -> str:
     lines = [
         f"{'conc':>5} {'gateway p50/p95/p99 ms':>24} {'Rasa direct p50/p95/p99':>24} "
@@ -193,7 +210,9 @@ def table(report: dict[str, Any]) -> str:
         "",
         f"overhead, one conversation at a time: gateway p50 {_ms(o['gateway_ms']['p50'])} ms, "
         f"Rasa direct p50 {_ms(o['rasa_direct_ms']['p50'])} ms, ratio "
-        f"{'-' if ratio is None else f'{ratio:.3f}'} (n={o['gateway_ms']['n']})",
+        f"{_ratio(ratio)} (n={o['gateway_ms']['n']})",
+        f"Rasa's demo bot (rasa init), interleaved: p50 {_ms(report['stock']['stock_turn_p50_ms'])}"
+        f" ms; the project's p50 / the demo bot's {_ratio(report['stock_turn_p50_ratio'])}",
         "",
         f"{'process':<10}{'RSS idle MB':>12}{'RSS load MB':>12}{'start-up s':>12}"
         f"{'CPU ms/turn at ' + cpu_level:>20}",
