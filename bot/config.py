@@ -38,9 +38,10 @@ class Settings:
     host: str
     port: int
     database_url: str
+    # One Rasa server, or several separated by commas (bot/rasa_client.py shares children out).
     rasa_url: str
     rasa_timeout_s: float
-    # Turns at Rasa at once (bot/rasa_client.py); the others wait, then fall back.
+    # Turns at each Rasa server at once (bot/rasa_client.py); the others wait, then fall back.
     rasa_max_in_flight: int
     nlg_token: str
     user_id_secret: str
@@ -96,6 +97,10 @@ class Settings:
     health_probe_every_s: float = 2.0
     health_probe_timeout_s: float = 3.0
     health_hung_after_s: float = 4.0
+
+    @property
+    def rasa_urls(self) -> tuple[str, ...]:
+        return tuple(url.strip().rstrip("/") for url in self.rasa_url.split(",") if url.strip())
 
     @property
     def line_enabled(self) -> bool:
