@@ -34,10 +34,8 @@ from scripts.bench.turns import (
     line_turn,
     webchat_turn,
 )
-from scripts.stack import GATEWAY_PYTHON, Process, Stack, write_endpoints
+from scripts.stack import GATEWAY_PYTHON, Process, Stack, enable_wal, write_endpoints
 from tests.gateway.standin import StandIn
-
-PROCESSES = ("actions", "gateway", "rasa")  # also the start order: each is timed alone
 
 
 def migrate(database_url: str) -> None:
@@ -58,8 +56,9 @@ def start_one_by_one(stack: Stack, timeout: float = 300) -> dict[str, float]:
     would not measure PostgreSQL's tracker store or REDIS_URL's lock store."""
     env = stack.env()
     write_endpoints(stack.endpoints_file, env)
+    enable_wal(env["TRACKER_STORE_URL"])
     seconds = {}
-    for name in PROCESSES:
+    for name in stack.names:
         process = stack.processes[name]
         started = time.monotonic()
         process.start(env)
@@ -84,10 +83,15 @@ async def measure(
     one-at-a-time phase, stopped before the levels so it takes no memory or CPU from them."""
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     web = httpx.AsyncClient(base_url=stack.gateway_url, timeout=CLIENT_TIMEOUT_S, limits=limits)
-    rasa = httpx.AsyncClient(base_url=stack.rasa_url, timeout=CLIENT_TIMEOUT_S, limits=limits)
+    rasa = [
+        httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=CLIENT_TIMEOUT_S, limits=limits
+        )
+        for port in stack.rasa_ports
+    ]
     demo = httpx.AsyncClient(base_url=stock_url, timeout=CLIENT_TIMEOUT_S, limits=limits)
     replies = LineReplies(standin, asyncio.get_running_loop())
-    meter = Meter({name: stack.processes[name].popen.pid for name in PROCESSES})
+    meter = Meter({name: stack.processes[name].popen.pid for name in stack.names})
     meter.start()
     try:
         print("warming up (first inferences compile the model's graphs)...", flush=True)
@@ -95,7 +99,8 @@ async def measure(
         for number, script in enumerate(SCRIPTS[:2]):
             for text in script:
                 await webchat_turn(web, f"bench-warmup-{number}", text, warm)
-                await direct_turn(rasa, f"bench-warmup-direct-{number}", text, warm)
+                for server in rasa:  # every server compiles its graphs
+                    await direct_turn(server, f"bench-warmup-direct-{number}", text, warm)
                 await line_turn(web, replies, f"Ubenchwarmup{number}", text, warm)
             for user, text in itertools.islice(mood_turns(), len(script)):
                 await direct_turn(demo, user, text, warm)
@@ -127,7 +132,8 @@ async def measure(
     finally:
         await meter.stop()
         await web.aclose()
-        await rasa.aclose()
+        for server in rasa:
+            await server.aclose()
         await demo.aclose()
 
 

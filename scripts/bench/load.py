@@ -6,12 +6,13 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from bot.rasa_client import home
 from scripts.bench.metering import Meter
 from scripts.bench.settings import Config
 from scripts.bench.stock import mood_turns
@@ -134,9 +135,15 @@ async def phase(meter: Meter, seats: dict[str, tuple[int, Turn]], cfg: Config, s
     )
 
 
+def own_rasa(servers: Sequence[httpx.AsyncClient], user: str) -> httpx.AsyncClient:
+    """The Rasa server a conversation sent straight to Rasa goes to: chosen per sender as the
+    gateway chooses (bot/rasa_client.py `home`), so each server has its own conversations."""
+    return servers[home(user, len(servers))]
+
+
 async def overhead_phase(
     web: httpx.AsyncClient,
-    rasa: httpx.AsyncClient,
+    rasa: Sequence[httpx.AsyncClient],
     conversations: int,
     stock: httpx.AsyncClient | None = None,
 ) -> tuple[Tally, Tally, Tally]:
@@ -150,7 +157,7 @@ async def overhead_phase(
         user = f"bench-overhead-{number}-{uuid.uuid4().hex[:8]}"
         for text in script:
             await webchat_turn(web, user, text, gateway)
-            await direct_turn(rasa, user + "-direct", text, direct)
+            await direct_turn(own_rasa(rasa, user + "-direct"), user + "-direct", text, direct)
             if stock is not None:
                 await direct_turn(stock, *next(mood), stock_tally)
     return gateway, direct, stock_tally
@@ -160,7 +167,7 @@ async def run_level(
     concurrency: int,
     seed: int,
     web: httpx.AsyncClient,
-    rasa: httpx.AsyncClient,
+    rasa: Sequence[httpx.AsyncClient],
     replies: LineReplies,
     meter: Meter,
     cfg: Config,
@@ -187,7 +194,7 @@ async def run_level(
     await asyncio.sleep(settle)
     to_rasa = await phase(
         meter,
-        {"direct": (concurrency, lambda u, t: direct_turn(rasa, u, t, direct))},
+        {"direct": (concurrency, lambda u, t: direct_turn(own_rasa(rasa, u), u, t, direct))},
         cfg,
         seed + 1000,
     )

@@ -31,6 +31,20 @@ def summary(values: list[float]) -> dict[str, Any]:
     }
 
 
+RSS_WHEN = ("idle", "load", "after")
+
+
+def per_service(values: dict[str, float | None]) -> dict[str, float | None]:
+    """The Rasa servers ("rasa", "rasa2"...) summed as "rasa": one service on several cores, as
+    the issue's targets count it; the other processes as they are, "total" last."""
+    rasa = [v for name, v in values.items() if name.startswith("rasa") and v is not None]
+    service = {n: v for n, v in values.items() if not n.startswith("rasa") and n != "total"}
+    service["rasa"] = sum(rasa) if rasa else None
+    if "total" in values:
+        service["total"] = values["total"]
+    return service
+
+
 def build_report(
     cfg: Config,
     measured: dict[str, Any],
@@ -110,14 +124,15 @@ def build_report(
         "line_conversations": {c: v["line_seats"] for c, v in levels.items()},
         "line_pushes": measured["line_pushes"],
         "rss_mb": {
-            name: {
-                "idle": measured["idle_rss"].get(name),
-                "load": measured["load_rss"].get(name),
-                "after": measured["after_rss"].get(name),
-            }
+            name: {key: per_service(measured[f"{key}_rss"]).get(name) for key in RSS_WHEN}
+            for name in per_service(measured["idle_rss"])
+        },
+        "rss_mb_by_process": {
+            name: {key: measured[f"{key}_rss"].get(name) for key in RSS_WHEN}
             for name in measured["idle_rss"]
         },
         "cpu_ms_per_turn": {},
+        "cpu_ms_per_turn_by_process": {},
         "startup_s": startup,
         "train_s": train.get("train_s"),
         "train": train,
@@ -146,7 +161,8 @@ def build_report(
         spent = v["through_gateway"].cpu_s
         per_turn = {name: 1000 * s / turns if turns else None for name, s in spent.items()}
         per_turn["total"] = 1000 * sum(spent.values()) / turns if turns else None
-        report["cpu_ms_per_turn"][c] = per_turn
+        report["cpu_ms_per_turn"][c] = per_service(per_turn)
+        report["cpu_ms_per_turn_by_process"][c] = per_turn
     report["acceptance"] = acceptance(report)
     samples = {
         "gateway": {c: v["gateway"].ms for c, v in levels.items()},
@@ -217,12 +233,17 @@ def table(report: dict[str, Any]) -> str:
         f"{'process':<10}{'RSS idle MB':>12}{'RSS load MB':>12}{'start-up s':>12}"
         f"{'CPU ms/turn at ' + cpu_level:>20}",
     ]
-    for name, rss in report["rss_mb"].items():
+    by_process = report["cpu_ms_per_turn_by_process"].get(cpu_level, {})
+    rows = [(n, rss, by_process) for n, rss in report["rss_mb_by_process"].items() if n != "total"]
+    if sum(name.startswith("rasa") for name, _, _ in rows) > 1:
+        rows.append(("rasa, all", report["rss_mb"]["rasa"], {"rasa, all": cpu.get("rasa")}))
+    rows.append(("total", report["rss_mb"]["total"], cpu))
+    for name, rss, cpu_of in rows:
         startup = report["startup_s"].get(name)
         lines.append(
             f"{name:<10}{_ms(rss['idle']):>12}{_ms(rss['load']):>12}"
             f"{'-' if startup is None else f'{startup:.1f}':>12}"
-            f"{_ms(cpu.get(name)):>20}"
+            f"{_ms(cpu_of.get(name)):>20}"
         )
     parse = report["parse_ms"]
     train = report["train_s"]
