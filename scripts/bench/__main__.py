@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 import scripts.bench
+from scripts.bench import profiling
 from scripts.bench.load import SCRIPTS, overhead_phase, run_level
 from scripts.bench.metering import Meter
 from scripts.bench.offline import parse_time, training_time
@@ -121,7 +122,9 @@ async def measure(
             levels[str(concurrency)] = level
         await asyncio.sleep(5)
         after_rss = meter.rss()
+        profile = await profiling.run(web, replies, meter, cfg)
         return {
+            "profile": profile,
             "idle_rss": idle_rss,
             "load_rss": load_peak,
             "after_rss": after_rss,

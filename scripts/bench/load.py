@@ -84,15 +84,21 @@ Turn = Callable[[str, str], Awaitable[None]]
 
 
 async def converse(
-    turn: Turn, name: str, deadline: float, think: tuple[float, float], rng: random.Random
+    turn: Turn,
+    name: str,
+    deadline: float,
+    think: tuple[float, float],
+    rng: random.Random,
+    spread: float,
 ) -> None:
     """One child after another on one seat: whole conversations with a pause before each turn,
-    until the deadline (a turn under way is finished)."""
+    until the deadline (a turn under way is finished). The first turn comes within `spread`
+    seconds of the start (a child's pause: seats start spread out; a second: a burst)."""
 
     async def pause(seconds: float) -> None:  # cut short by the deadline
         await asyncio.sleep(max(0.0, min(seconds, deadline - time.monotonic())))
 
-    await pause(rng.uniform(0, think[1]))  # seats start spread out, not all at once
+    await pause(rng.uniform(0, spread))
     number = 0
     while time.monotonic() < deadline:
         user = f"{name}-{number}-{uuid.uuid4().hex[:8]}"
@@ -111,19 +117,30 @@ class Phase:
     peak_rss: dict[str, float]
 
 
-async def phase(meter: Meter, seats: dict[str, tuple[int, Turn]], cfg: Config, seed: int) -> Phase:
-    """Runs every path's seats for cfg.phase_s seconds, side by side."""
+async def phase(
+    meter: Meter,
+    seats: dict[str, tuple[int, Turn]],
+    cfg: Config,
+    seed: int,
+    seconds: float | None = None,
+    spread: float | None = None,
+) -> Phase:
+    """Runs every path's seats side by side for `seconds` (cfg.phase_s), the first turns spread
+    over `spread` seconds (a child's longest pause)."""
     meter.reset_peak()
     cpu_before = meter.cpu()
     started = time.monotonic()
-    deadline = started + cfg.phase_s
+    deadline = started + (cfg.phase_s if seconds is None else seconds)
+    spread = cfg.think_s[1] if spread is None else spread
     rng = random.Random(seed)
     jobs = []
     for path, (count, turn) in seats.items():
         for seat in range(count):
             seat_rng = random.Random(rng.random())
             jobs.append(
-                converse(turn, f"bench-{seed}-{path}-{seat}", deadline, cfg.think_s, seat_rng)
+                converse(
+                    turn, f"bench-{seed}-{path}-{seat}", deadline, cfg.think_s, seat_rng, spread
+                )
             )
     await asyncio.gather(*jobs)
     seconds = time.monotonic() - started
@@ -163,6 +180,15 @@ async def overhead_phase(
     return gateway, direct, stock_tally
 
 
+def gateway_seats(concurrency: int, web: Turn, line: Turn) -> dict[str, tuple[int, Turn]]:
+    """Conversations through the gateway: a fifth of them on LINE (with user ids starting with
+    "U", as LINE's do), the rest in the web chat."""
+    return {
+        "web": (concurrency - concurrency // 5, web),
+        "line": (concurrency // 5, lambda user, text: line("U" + user, text)),
+    }
+
+
 async def run_level(
     concurrency: int,
     seed: int,
@@ -184,10 +210,11 @@ async def run_level(
     settle = 2 if cfg.quick else 5
     through_gateway = await phase(
         meter,
-        {
-            "web": (concurrency - line_seats, lambda u, t: webchat_turn(web, u, t, gateway)),
-            "line": (line_seats, lambda u, t: line_turn(web, replies, "U" + u, t, line)),
-        },
+        gateway_seats(
+            concurrency,
+            lambda u, t: webchat_turn(web, u, t, gateway),
+            lambda u, t: line_turn(web, replies, u, t, line),
+        ),
         cfg,
         seed,
     )

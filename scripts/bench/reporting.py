@@ -131,6 +131,15 @@ def build_report(
             name: {key: measured[f"{key}_rss"].get(name) for key in RSS_WHEN}
             for name in measured["idle_rss"]
         },
+        "profile": {
+            "files": ["profile.txt", "profile.json", "profile/<process>.txt"],
+            **{k: v for k, v in measured["profile"].items() if k != "processes"},
+            "not_profiled": {
+                name: summary["error"]
+                for name, summary in measured["profile"]["processes"].items()
+                if "error" in summary
+            },
+        },
         "cpu_ms_per_turn": {},
         "cpu_ms_per_turn_by_process": {},
         "startup_s": startup,
@@ -245,6 +254,11 @@ def table(report: dict[str, Any]) -> str:
             f"{'-' if startup is None else f'{startup:.1f}':>12}"
             f"{_ms(cpu_of.get(name)):>20}"
         )
+    lines += [
+        "",
+        f"profile: top functions per process in profile.txt ({report['profile']['seconds']:.0f} s,"
+        f" {report['profile']['conversations']} conversations)",
+    ]
     parse = report["parse_ms"]
     train = report["train_s"]
     lines += [

@@ -21,6 +21,8 @@ class Config:
     phase_s: float
     think_s: tuple[float, float]
     overhead_conversations: int
+    profile_conversations: int
+    profile_s: float
     train: str  # "auto", "1" (always time a training) or "0" (never)
     parse: bool
     keep: bool
@@ -40,6 +42,8 @@ class Config:
             overhead_conversations=int(
                 env.get("BENCH_OVERHEAD_CONVERSATIONS", "6" if quick else "40")
             ),
+            profile_conversations=int(env.get("BENCH_PROFILE_CONVERSATIONS", "50")),
+            profile_s=float(env.get("BENCH_PROFILE_S", "15" if quick else "25")),
             train=env.get("BENCH_TRAIN", "auto"),
             parse=env.get("BENCH_PARSE", "0" if quick else "1") == "1",
             keep=env.get("BENCH_KEEP", "0") == "1",
