@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 import scripts.bench
-from scripts.bench import profiling
+from scripts.bench import burst, profiling
 from scripts.bench.load import SCRIPTS, overhead_phase, run_level
 from scripts.bench.metering import Meter
 from scripts.bench.offline import parse_time, training_time
@@ -123,8 +123,11 @@ async def measure(
         await asyncio.sleep(5)
         after_rss = meter.rss()
         profile = await profiling.run(web, replies, meter, cfg)
+        await asyncio.sleep(5)
+        burst_report = await burst.run(web, replies, meter, cfg)
         return {
             "profile": profile,
+            "burst": burst_report,
             "idle_rss": idle_rss,
             "load_rss": load_peak,
             "after_rss": after_rss,

@@ -97,6 +97,8 @@ def build_report(
                 + v["line"].answered
                 - v["gateway"].fallbacks
                 - v["line"].fallbacks
+                - v["gateway"].holding
+                - v["line"].holding
             )
             / v["through_gateway"].seconds
             for c, v in levels.items()
@@ -114,6 +116,7 @@ def build_report(
             for c, v in levels.items()
         },
         "fallbacks": {c: v["gateway"].fallbacks + v["line"].fallbacks for c, v in levels.items()},
+        "holding": {c: v["gateway"].holding + v["line"].holding for c, v in levels.items()},
         "rasa_direct_no_answer": {c: v["direct"].fallbacks for c, v in levels.items()},
         "handoffs": {c: v["gateway"].handoffs for c, v in levels.items()},
         "line_ack_p99_ms": (
@@ -131,6 +134,7 @@ def build_report(
             name: {key: measured[f"{key}_rss"].get(name) for key in RSS_WHEN}
             for name in measured["idle_rss"]
         },
+        "burst": measured["burst"],
         "profile": {
             "files": ["profile.txt", "profile.json", "profile/<process>.txt"],
             **{k: v for k, v in measured["profile"].items() if k != "processes"},
@@ -254,8 +258,14 @@ def table(report: dict[str, Any]) -> str:
             f"{'-' if startup is None else f'{startup:.1f}':>12}"
             f"{_ms(cpu_of.get(name)):>20}"
         )
+    b = report["burst"]
     lines += [
         "",
+        f"burst: {b['conversations']} conversations ({b['line_conversations']} on LINE) in one "
+        f"second, {b['turns']} turns: {b['holding']} holding lines ({b['followed_by_answer']} "
+        f"followed by the answer, {b['only_holding']} the last word), {b['fallbacks']} fail-safe, "
+        f"{b['errors']} unanswered; real answer p50 / p95 {_ms(b['answer_ms']['p50'])} / "
+        f"{_ms(b['answer_ms']['p95'])} ms",
         f"profile: top functions per process in profile.txt ({report['profile']['seconds']:.0f} s,"
         f" {report['profile']['conversations']} conversations)",
     ]

@@ -23,6 +23,8 @@ class Config:
     overhead_conversations: int
     profile_conversations: int
     profile_s: float
+    burst_conversations: int
+    burst_s: float
     train: str  # "auto", "1" (always time a training) or "0" (never)
     parse: bool
     keep: bool
@@ -44,6 +46,8 @@ class Config:
             ),
             profile_conversations=int(env.get("BENCH_PROFILE_CONVERSATIONS", "50")),
             profile_s=float(env.get("BENCH_PROFILE_S", "15" if quick else "25")),
+            burst_conversations=int(env.get("BENCH_BURST", "200")),
+            burst_s=float(env.get("BENCH_BURST_S", "20" if quick else "40")),
             train=env.get("BENCH_TRAIN", "auto"),
             parse=env.get("BENCH_PARSE", "0" if quick else "1") == "1",
             keep=env.get("BENCH_KEEP", "0") == "1",
