@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import textwrap
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -140,11 +141,15 @@ def summaries(folder: Path, names: list[str], problems: dict[str, str]) -> dict[
 
 def text(profile: dict[str, Any]) -> str:
     """profile.txt: per process, the top functions by self share, then by cumulative share."""
-    lines = [
+    lines = textwrap.wrap(
         f"py-spy, {profile['rate_hz']} samples/s for {profile['seconds']:.0f} s per process, "
         f"{profile['conversations']} conversations at a person's pace; share of the samples in "
-        "which the process ran Python (idle time is not sampled)",
-    ]
+        "which the process ran (waiting is not sampled). py-spy sees Python frames only: a "
+        "function's self share includes the native code it runs, so an event loop's own share "
+        "(serve, asyncio_run, a thread pool's _worker) is the C of uvloop, httptools, the "
+        "drivers and the kernel calls it makes",
+        width=100,
+    )
     for name, summary in profile["processes"].items():
         lines += ["", f"== {name} =="]
         if "error" in summary:
