@@ -100,8 +100,9 @@ async def measure(
         for number, script in enumerate(SCRIPTS[:2]):
             for text in script:
                 await webchat_turn(web, f"bench-warmup-{number}", text, warm)
-                for server in rasa:  # every server compiles its graphs
-                    await direct_turn(server, f"bench-warmup-direct-{number}", text, warm)
+                for index, server in enumerate(rasa):  # every server compiles its graphs
+                    user = f"bench-warmup-direct-{number}-{index}"
+                    await direct_turn(server, user, text, warm)
                 await line_turn(web, replies, f"Ubenchwarmup{number}", text, warm)
             for user, text in itertools.islice(mood_turns(), len(script)):
                 await direct_turn(demo, user, text, warm)
@@ -122,6 +123,7 @@ async def measure(
             levels[str(concurrency)] = level
         await asyncio.sleep(5)
         after_rss = meter.rss()
+        line_pushes = replies.pushes  # in the levels, not in the burst
         profile = await profiling.run(web, replies, meter, cfg)
         await asyncio.sleep(5)
         burst_report = await burst.run(web, replies, meter, cfg)
@@ -133,7 +135,7 @@ async def measure(
             "after_rss": after_rss,
             "overhead": overhead,
             "levels": levels,
-            "line_pushes": replies.pushes,
+            "line_pushes": line_pushes,
         }
     finally:
         await meter.stop()
