@@ -16,8 +16,8 @@ share the tracker store (on SQLite in WAL mode, so one's reads never wait for th
 Rasa's endpoints are written at each start into `<var>/endpoints.yml` from the environment
 (README, Configuration): the tracker store from TRACKER_STORE_URL, else the gateway's DATABASE_URL
 when that is PostgreSQL, else the SQLite file TRACKER_DB; the lock store in Redis when REDIS_URL
-is set, else in memory. The repository's endpoints.yml is the embedded default, for Rasa's own
-commands (`make story-test`).
+is set, else in memory; the gateway's `/nlg` at NLG_URL, else this stack's gateway. The
+repository's endpoints.yml is the embedded default, for Rasa's own commands (`make story-test`).
 """
 
 from __future__ import annotations
@@ -110,11 +110,18 @@ def lock_store(redis_url: str) -> dict[str, object]:
     return config
 
 
+def nlg_url(env: dict[str, str]) -> str:
+    """The gateway's `/nlg` as Rasa reaches it: NLG_URL (deploy/endpoints.py), else this stack's
+    own gateway. Replicas behind a balancer name the balancer, so a Rasa server still renders its
+    sentences while its own gateway is down (tests/scale)."""
+    return env.get("NLG_URL", "").strip() or f"http://127.0.0.1:{env['GATEWAY_PORT']}/nlg"
+
+
 def rasa_endpoints(env: dict[str, str]) -> dict[str, object]:
     """The contents of Rasa's endpoints file for a stack running with `env`."""
     return {
         "action_endpoint": {"url": f"http://127.0.0.1:{env['ACTION_PORT']}/webhook"},
-        "nlg": {"url": f"http://127.0.0.1:{env['GATEWAY_PORT']}/nlg", "token": env["NLG_TOKEN"]},
+        "nlg": {"url": nlg_url(env), "token": env["NLG_TOKEN"]},
         "tracker_store": tracker_store(tracker_store_url(env)),
         "lock_store": lock_store(env.get("REDIS_URL", "").strip()),
     }
@@ -406,6 +413,12 @@ class Stack:
             TRACKER_DB=str(self.var / "rasa_tracker.db"),
         )
         env.update(self.extra_env)
+        if len(self.rasa_ports) > 1:
+            # A core for each Rasa server: TensorFlow's own threads would only contend for them
+            # (its ops here are tiny), and glibc's per-thread heaps would only grow each server.
+            for name in ("TF_INTRA_OP_PARALLELISM_THREADS", "TF_INTER_OP_PARALLELISM_THREADS"):
+                env.setdefault(name, "1")
+            env.setdefault("MALLOC_ARENA_MAX", "2")
         # Rasa and the gateway must agree on where Rasa's words are (the gateway purges them).
         env["TRACKER_STORE_URL"] = tracker_store_url(env)
         return env
