@@ -162,7 +162,7 @@ async def overhead_phase(
     web: httpx.AsyncClient,
     rasa: Sequence[httpx.AsyncClient],
     conversations: int,
-    stock: httpx.AsyncClient | None = None,
+    stock: httpx.AsyncClient,
 ) -> tuple[Tally, Tally, Tally]:
     """One conversation at a time, no pause; each turn goes through the gateway and, right after,
     the same text goes straight to Rasa for a twin conversation, and the next turn of Rasa's demo
@@ -175,8 +175,7 @@ async def overhead_phase(
         for text in script:
             await webchat_turn(web, user, text, gateway)
             await direct_turn(own_rasa(rasa, user + "-direct"), user + "-direct", text, direct)
-            if stock is not None:
-                await direct_turn(stock, *next(mood), stock_tally)
+            await direct_turn(stock, *next(mood), stock_tally)
     return gateway, direct, stock_tally
 
 
