@@ -201,6 +201,8 @@ class Process:
     health_url: str
     log: Path
     popen: subprocess.Popen | None = None
+    # Variables this process alone gets unless the environment sets them.
+    defaults: dict[str, str] = field(default_factory=dict)
 
     def start(self, env: dict[str, str], preexec: Callable[[], None] | None = None) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -208,7 +210,7 @@ class Process:
             self.popen = subprocess.Popen(
                 self.args,
                 cwd=ROOT,
-                env=env,
+                env={**self.defaults, **env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stopped with all it started
@@ -365,7 +367,21 @@ class Stack:
             ],
             f"http://127.0.0.1:{port}/status?token={self.rasa_token}",
             self.var / "log" / f"{name}.log",
+            defaults=self._rasa_defaults(),
         )
+
+    def _rasa_defaults(self) -> dict[str, str]:
+        """A core for each of several Rasa servers: TensorFlow's own threads would only contend
+        for them (its ops here are tiny), and glibc's per-thread heaps would only grow each one.
+        Only Rasa gets these: they make Rasa's command line load TensorFlow (the action server's
+        `rasa run actions` too, 120 MB → 490 MB)."""
+        if len(self.rasa_ports) < 2:
+            return {}
+        return {
+            "TF_INTRA_OP_PARALLELISM_THREADS": "1",
+            "TF_INTER_OP_PARALLELISM_THREADS": "1",
+            "MALLOC_ARENA_MAX": "2",
+        }
 
     @property
     def rasa_ports(self) -> list[int]:
@@ -413,12 +429,6 @@ class Stack:
             TRACKER_DB=str(self.var / "rasa_tracker.db"),
         )
         env.update(self.extra_env)
-        if len(self.rasa_ports) > 1:
-            # A core for each Rasa server: TensorFlow's own threads would only contend for them
-            # (its ops here are tiny), and glibc's per-thread heaps would only grow each server.
-            for name in ("TF_INTRA_OP_PARALLELISM_THREADS", "TF_INTER_OP_PARALLELISM_THREADS"):
-                env.setdefault(name, "1")
-            env.setdefault("MALLOC_ARENA_MAX", "2")
         # Rasa and the gateway must agree on where Rasa's words are (the gateway purges them).
         env["TRACKER_STORE_URL"] = tracker_store_url(env)
         return env
