@@ -20,10 +20,18 @@ The first two showed in `make bench` (README "Benchmarks") as most of Rasa's CPU
    waits for the other's write instead of failing at once, and in WAL mode (scripts/stack.py
    sets it) commits without waiting for the disk (`synchronous=NORMAL`: a crash of the process
    loses nothing; only a power cut can lose the last turns, as it can the gateway's own SQLite).
+   Its connections are kept in a pool: SQLAlchemy 1.4 opens and closes one per session on a
+   SQLite file, several times a turn.
 5. Rasa opens a new HTTP session, so a new connection, for every call to the action server and
    to `/nlg` (`EndpointConfig.request`): one to three a turn, each with its connect and
    teardown on both sides. One kept session per configuration and event loop serves them all;
    an idle connection is dropped after KEEP_IDLE_S, before the gateway's server drops it (5 s).
+6. Rasa's SQL tracker store reads a whole conversation back and counts its events at every turn:
+   scripts/tracker_cache.py keeps the trackers a server has just saved while the database shows
+   nothing else has changed them.
+7. Rasa runs TED's neural network for every prediction, several a turn, even when the rules or
+   the memorised stories are sure and TED's answer cannot be picked: scripts/sure_predictions.py
+   runs it only when it can matter.
 
 Run with the engine's Python from the project root: `python -m scripts.rasa_server run ...`
 takes the same arguments as `rasa`.
@@ -44,11 +52,15 @@ import aiohttp  # noqa: E402
 import jsonschema  # noqa: E402
 from jsonschema.exceptions import best_match  # noqa: E402
 from jsonschema.validators import validator_for  # noqa: E402
+from rasa.core import tracker_store  # noqa: E402
 from rasa.core.nlg import callback  # noqa: E402
 from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity  # noqa: E402
 from rasa.utils.endpoints import DEFAULT_REQUEST_TIMEOUT, EndpointConfig  # noqa: E402
 from sqlalchemy import event  # noqa: E402
-from sqlalchemy.engine import Engine  # noqa: E402
+from sqlalchemy.engine import Engine, make_url  # noqa: E402
+from sqlalchemy.pool import QueuePool  # noqa: E402
+
+from scripts import sure_predictions, tracker_cache  # noqa: E402
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 KEEP_IDLE_S = 2.0
@@ -136,8 +148,24 @@ def kept_session(endpoint: EndpointConfig) -> _Kept:
     return _Kept(session)
 
 
+_engine_kwargs = tracker_store.create_engine_kwargs
+
+
+def engine_kwargs(url: Any) -> dict[str, Any]:
+    """Rasa's engine settings, with a pool of connections for a SQLite file (4. above)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return _engine_kwargs(url)
+    # Rasa uses the store from its event loop's thread only; the pool may hand a connection to
+    # whichever thread that is.
+    return {"poolclass": QueuePool, "connect_args": {"check_same_thread": False}}
+
+
 def main() -> None:
+    tracker_store.create_engine_kwargs = engine_kwargs
     EndpointConfig.session = kept_session
+    tracker_cache.install()
+    sure_predictions.install()
     event.listen(Engine, "connect", sqlite_pragmas)
     jsonschema.validate = validate
     callback.nlg_request_format = nlg_request
