@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List
 
-from pythainlp.tokenize import word_tokenize
+from pythainlp.tokenize import word_dict_trie, word_tokenize
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.tokenizers.tokenizer import Token
 from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
@@ -21,6 +21,12 @@ _INVISIBLE = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff]")
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=False)
 class ThaiTokenizer(WhitespaceTokenizer):
+    def __init__(self, config: Dict[str, Any]) -> None:
+        super().__init__(config)
+        # PyThaiNLP builds its dictionary (about a second) on first use: at start, not while the
+        # first Thai-writing child waits.
+        word_dict_trie()
+
     @staticmethod
     def not_supported_languages() -> None:
         return None

@@ -36,12 +36,14 @@ RSS_WHEN = ("idle", "load", "after")
 
 def per_service(values: dict[str, float | None]) -> dict[str, float | None]:
     """The Rasa servers ("rasa", "rasa2"...) summed as "rasa": one service on several cores, as
-    the issue's targets count it; the other processes as they are, "total" last."""
+    the issue's targets count it; the other processes as they are, the totals last."""
+    totals = ("total", "total_rss")
     rasa = [v for name, v in values.items() if name.startswith("rasa") and v is not None]
-    service = {n: v for n, v in values.items() if not n.startswith("rasa") and n != "total"}
+    service = {n: v for n, v in values.items() if not n.startswith("rasa") and n not in totals}
     service["rasa"] = sum(rasa) if rasa else None
-    if "total" in values:
-        service["total"] = values["total"]
+    for name in totals:
+        if name in values:
+            service[name] = values[name]
     return service
 
 
@@ -299,9 +301,14 @@ def table(report: dict[str, Any]) -> str:
         f"{'CPU ms/turn at ' + cpu_level:>20}",
     ]
     by_process = report["cpu_ms_per_turn_by_process"].get(cpu_level, {})
-    rows = [(n, rss, by_process) for n, rss in report["rss_mb_by_process"].items() if n != "total"]
+    rows = [
+        (n, rss, by_process)
+        for n, rss in report["rss_mb_by_process"].items()
+        if n not in ("total", "total_rss")
+    ]
     if sum(name.startswith("rasa") for name, _, _ in rows) > 1:
         rows.append(("rasa, all", report["rss_mb"]["rasa"], {"rasa, all": cpu.get("rasa")}))
+    rows.append(("total_rss", report["rss_mb"]["total_rss"], {}))
     rows.append(("total", report["rss_mb"]["total"], cpu))
     for name, rss, cpu_of in rows:
         startup = report["startup_s"].get(name)
