@@ -5,7 +5,9 @@
 them (a Kubernetes Service, or 127.0.0.1 under systemd), so their URLs come from the environment.
 The stores follow scripts/stack.py exactly (README, Configuration): the SQL tracker store on
 TRACKER_STORE_URL, else on DATABASE_URL when that is PostgreSQL; the lock store in Redis when
-REDIS_URL is set. Run with the engine's Python from the project root:
+REDIS_URL is set. A SQLite tracker store is put in WAL mode before Rasa starts, as scripts/stack.py
+does, since one machine runs two Rasa servers on it (deploy/systemd). Run with the engine's Python
+from the project root:
 
     ACTION_ENDPOINT_URL=http://actions:5055/webhook NLG_URL=http://gateway:8000/nlg \\
     NLG_TOKEN=... DATABASE_URL=postgresql://... python -m deploy.endpoints /run/rasa/endpoints.yml
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from scripts.stack import _Quoted, lock_store, tracker_store, tracker_store_url
+from scripts.stack import _Quoted, enable_wal, lock_store, tracker_store, tracker_store_url
 
 REQUIRED = ("ACTION_ENDPOINT_URL", "NLG_URL", "NLG_TOKEN")
 
@@ -53,10 +55,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("path", type=Path, help="where to write Rasa's endpoints file")
     args = parser.parse_args()
+    env = dict(os.environ)
     try:
-        write(args.path, dict(os.environ))
+        write(args.path, env)
     except ValueError as exc:
         sys.exit(f"deploy/endpoints.py: {exc}")
+    enable_wal(tracker_store_url(env))
 
 
 if __name__ == "__main__":

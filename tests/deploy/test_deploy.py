@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shlex
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bot.app import create_app  # noqa: E402
+from bot.config import Settings  # noqa: E402
 from bot.untrusted import MAX_BODY_BYTES  # noqa: E402
 from deploy import endpoints  # noqa: E402
 from scripts.stack import Stack  # noqa: E402
@@ -59,6 +61,10 @@ LIBRARY_VARIABLES = {
     "TF_CPP_MIN_LOG_LEVEL",
     "HOME",
     "PYTHONDONTWRITEBYTECODE",
+    "TF_INTRA_OP_PARALLELISM_THREADS",  # TensorFlow (Rasa), as scripts/stack.py sets them
+    "TF_INTER_OP_PARALLELISM_THREADS",
+    "MALLOC_ARENA_MAX",  # glibc
+    "TICKET_LOCK_LIFETIME",  # Rasa's lock store
 }
 READS = re.compile(
     r"""(?:_env\(|env\[|env\.get\(|environ\.get\(|environ\[|getenv\()\s*["']([A-Z][A-Z0-9_]+)["']"""
@@ -131,6 +137,29 @@ def units() -> dict[str, dict[str, list[str]]]:
     return parsed
 
 
+def started(parsed: dict[str, dict[str, list[str]]]) -> dict[str, dict[str, list[str]]]:
+    """The units assistant.target starts, each instance of a template (name@instance.service)
+    with its `%i` replaced, as systemd expands it."""
+    units_started = {}
+    for name in " ".join(parsed["assistant.target"]["Wants"]).split():
+        prefix, at, rest = name.partition("@")
+        instance = rest.removesuffix(".service")
+        unit = parsed[f"{prefix}@.service" if at else name]
+        units_started[name] = {
+            key: [value.replace("%i", instance) for value in values] for key, values in unit.items()
+        }
+    return units_started
+
+
+def rasa_units(parsed: dict[str, dict[str, list[str]]]) -> dict[str, dict[str, list[str]]]:
+    """The Rasa servers the target starts, in its order."""
+    return {n: unit for n, unit in started(parsed).items() if n.startswith("assistant-rasa@")}
+
+
+def command(unit: dict[str, list[str]]) -> list[str]:
+    return shlex.split(unit["ExecStart"][0])
+
+
 def unit_environment(unit: dict[str, list[str]]) -> dict[str, str]:
     pairs = [p for line in unit.get("Environment", []) for p in shlex.split(line)]
     return dict(p.split("=", 1) for p in pairs)
@@ -154,7 +183,8 @@ def port_of(args: list[str]) -> int:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Stack:
-    return Stack(var=tmp_path_factory.mktemp("stack"))
+    """`make run`'s stack: two Rasa servers, which the single-machine install runs too."""
+    return Stack(var=tmp_path_factory.mktemp("stack"), extra_env={"RASA_SERVERS": "2"})
 
 
 @pytest.fixture(scope="module")
@@ -349,6 +379,32 @@ def test_rasa_reads_the_generated_endpoints_as_the_production_stores(engine_side
     assert engine_side["mode"].st_mode & 0o077 == 0
 
 
+def test_generator_puts_a_sqlite_tracker_store_in_wal_mode(tmp_path):
+    """Two Rasa servers share it on one machine: one's reads must not wait for the other's
+    writes (the Rasa unit's ExecStartPre, as scripts/stack.py before its Rasa servers start)."""
+    database = tmp_path / "var" / "rasa_tracker.db"
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TRACKER_STORE_URL")},
+        "ACTION_ENDPOINT_URL": "http://127.0.0.1:5055/webhook",
+        "NLG_URL": "http://127.0.0.1:8000/nlg",
+        "NLG_TOKEN": "token",
+        "TRACKER_DB": str(database),
+    }
+    path = tmp_path / "endpoints.yml"
+    result = subprocess.run(
+        [str(ENGINE_PYTHON), "-m", "deploy.endpoints", str(path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert yaml.safe_load(path.read_text())["tracker_store"]["db"] == str(database)
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
 def test_generator_refuses_to_run_without_its_neighbours_addresses():
     with pytest.raises(ValueError, match="NLG_URL"):
         endpoints.endpoints({"ACTION_ENDPOINT_URL": "http://a:5055/webhook", "NLG_TOKEN": "t"})
@@ -387,9 +443,11 @@ def test_body_limit_is_the_gateways_everywhere():
 
 def test_systemd_units_restart_and_start_together(stack):
     parsed = units()
-    target = parsed.pop("assistant.target")
-    wanted = set(" ".join(target["Wants"]).split())
-    assert wanted == set(parsed)
+    wanted = set(started(parsed))
+    rasa = [command(unit) for unit in rasa_units(parsed).values()]
+    parsed.pop("assistant.target")
+    # Every unit file is started, a template as instances of it.
+    assert {re.sub(r"@[^.]*\.", "@.", name) for name in wanted} == set(parsed)
     for name, unit in parsed.items():
         assert unit["WantedBy"] == ["assistant.target"] and unit["PartOf"] == ["assistant.target"]
         assert unit["StartLimitIntervalSec"] == ["0"], f"{name} must never give up restarting"
@@ -401,27 +459,41 @@ def test_systemd_units_restart_and_start_together(stack):
             program = Path(line.split()[0])
             # The units run the environments `make setup` builds (ROOT/.venv/..., Makefile).
             assert (ROOT / program.relative_to(INSTALL)).exists(), line
-    commands = {
-        "rasa": "assistant-rasa.service",
-        "actions": "assistant-actions.service",
-        "gateway": "assistant-gateway.service",
-    }
-    for process, name in commands.items():
-        args = shlex.split(parsed[name]["ExecStart"][0])
-        assert flags(args) == flags(stack.processes[process].args), name
+    for process in ("actions", "gateway"):
+        args = command(parsed[f"assistant-{process}.service"])
+        assert flags(args) == flags(stack.processes[process].args), process
+    # `make run`'s Rasa servers, on the same ports, with the same variables of their own.
+    assert [port_of(args) for args in rasa] == stack.rasa_ports
+    environment_of_rasa = unit_environment(parsed["assistant-rasa@.service"])
+    for process, args in zip(stack.rasa_names, rasa, strict=True):
+        assert flags(args) == flags(stack.processes[process].args), process
+        assert stack.processes[process].defaults.items() <= environment_of_rasa.items(), process
 
 
-def test_single_machine_addresses_agree():
+def test_single_machine_addresses_agree(monkeypatch):
     parsed = units()
     gateway = unit_environment(parsed["assistant-gateway.service"])
-    rasa = unit_environment(parsed["assistant-rasa.service"])
-    rasa_args = shlex.split(parsed["assistant-rasa.service"]["ExecStart"][0])
-    actions_args = shlex.split(parsed["assistant-actions.service"]["ExecStart"][0])
-    assert urlsplit(gateway["RASA_URL"]).port == port_of(rasa_args)
+    rasa = unit_environment(parsed["assistant-rasa@.service"])
+    actions_args = command(parsed["assistant-actions.service"])
+    # The gateway shares the children out between exactly the Rasa servers the target starts.
+    monkeypatch.setenv("RASA_URL", gateway["RASA_URL"])
+    servers = [urlsplit(url) for url in Settings.from_env().rasa_urls]
+    rasa_servers = [command(unit) for unit in rasa_units(parsed).values()]
+    assert len(rasa_servers) >= 2
+    assert sorted((url.hostname, url.port) for url in servers) == sorted(
+        (args[args.index("-i") + 1], port_of(args)) for args in rasa_servers
+    )
     assert urlsplit(rasa["NLG_URL"]).port == int(gateway["GATEWAY_PORT"])
     assert urlsplit(rasa["ACTION_ENDPOINT_URL"]).port == port_of(actions_args)
-    endpoints_file = parsed["assistant-rasa.service"]["ExecStartPre"][0].split()[-1]
-    assert INSTALL / rasa_args[rasa_args.index("--endpoints") + 1] == Path(endpoints_file)
+    assert rasa["TRACKER_DB"] == gateway["TRACKER_DB"]  # the gateway purges Rasa's words there
+    # Each server writes its own endpoints file at its start, and reads that one.
+    written = set()
+    for name, unit in rasa_units(parsed).items():
+        args = command(unit)
+        endpoints_file = Path(unit["ExecStartPre"][0].split()[-1])
+        assert INSTALL / args[args.index("--endpoints") + 1] == endpoints_file, name
+        written.add(endpoints_file)
+    assert len(written) == len(rasa_servers)
     upstream = re.search(r"upstream \w+ \{\s*server ([\d.]+):(\d+);", SITE.read_text())
     assert upstream and (upstream[1], int(upstream[2])) == (
         gateway["GATEWAY_HOST"],
