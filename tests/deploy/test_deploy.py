@@ -405,6 +405,18 @@ def test_generator_puts_a_sqlite_tracker_store_in_wal_mode(tmp_path):
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
+def test_rasa_locks_of_a_dead_server_expire_within_a_few_turns():
+    """Rasa's default lock lifetime (60 s) would keep a killed server's children from the other
+    servers sharing Redis for a minute of fail-safes; each child's turns come one at a time."""
+    timeout = float(objects("ConfigMap")["assistant-config"]["data"]["RASA_TIMEOUT_S"])
+    lifetimes = {
+        "k8s": environment(container("rasa"))["TICKET_LOCK_LIFETIME"]["value"],
+        "systemd": unit_environment(units()["assistant-rasa@.service"])["TICKET_LOCK_LIFETIME"],
+    }
+    for where, lifetime in lifetimes.items():
+        assert timeout < int(lifetime) < 60, where
+
+
 def test_generator_refuses_to_run_without_its_neighbours_addresses():
     with pytest.raises(ValueError, match="NLG_URL"):
         endpoints.endpoints({"ACTION_ENDPOINT_URL": "http://a:5055/webhook", "NLG_TOKEN": "t"})
