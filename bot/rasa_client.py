@@ -6,7 +6,9 @@ up, and Rasa's work is thrown away, so every child gets the fallback (`make benc
 conversations showed exactly that). So at most `RASA_MAX_IN_FLIGHT` turns are at Rasa at once;
 the others wait their turn, first come first served. A turn that cannot start within half of
 `RASA_TIMEOUT_S` gets the fallback at once instead of after the whole timeout, and one that
-starts has the rest of it: a child waits at most `RASA_TIMEOUT_S` either way.
+starts has the rest of it: a child waits at most `RASA_TIMEOUT_S` either way. A turn whose child
+is told to wait (bot/holding.py) has a longer `patience_s` instead, the same way; a turn sent
+`first` (a child in a handoff or marked urgent) goes ahead of every waiting turn (bot/slots.py).
 
 The circuit breaker: while Rasa or the action server is known to be down (bot/health.py probes
 them every few seconds), a turn is not sent at all and gets the fallback at once, instead of every
@@ -25,6 +27,7 @@ import aiohttp
 
 from bot.health import Health
 from bot.message import Button, Outgoing
+from bot.slots import Slots
 
 
 class RasaUnavailable(Exception):
@@ -46,7 +49,7 @@ class RasaClient:
         self._url = base_url.rstrip("/") + "/webhooks/rest/webhook"
         self._timeout = timeout_s
         self._health = health
-        self._slots = asyncio.Semaphore(max(1, max_in_flight))
+        self._slots = Slots(max_in_flight)
         self._http: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> RasaClient:
@@ -62,9 +65,20 @@ class RasaClient:
         if self._http is not None:
             await self._http.close()
 
+    def full(self) -> bool:
+        """Every slot is taken: a turn sent now waits its turn."""
+        return self._slots.full()
+
     async def send(
-        self, sender: str, text: str, input_channel: str, metadata: dict[str, Any]
+        self,
+        sender: str,
+        text: str,
+        input_channel: str,
+        metadata: dict[str, Any],
+        patience_s: float | None = None,
+        first: bool = False,
     ) -> list[Outgoing]:
+        """Rasa's answer within `patience_s` (RASA_TIMEOUT_S unless given), else RasaUnavailable."""
         if self._http is None:
             raise RuntimeError("RasaClient is used inside `async with` only")
         body = {
@@ -78,7 +92,7 @@ class RasaClient:
             self._health.turn_refused()
             raise RasaUnavailable(f"{down} is down")
         try:
-            answer = await self._send(body)
+            answer = await self._send(body, patience_s or self._timeout, first)
         except RasaUnavailable:
             if self._health is not None:
                 self._health.turn_failed()
@@ -87,14 +101,14 @@ class RasaClient:
             self._health.turn_answered()
         return answer
 
-    async def _send(self, body: dict[str, Any]) -> list[Outgoing]:
+    async def _send(self, body: dict[str, Any], patience_s: float, first: bool) -> list[Outgoing]:
         started = time.monotonic()
         try:
-            await asyncio.wait_for(self._slots.acquire(), self._timeout / 2)
+            await asyncio.wait_for(self._slots.acquire(first), patience_s - self._timeout / 2)
         except asyncio.TimeoutError as exc:
             raise RasaUnavailable("busy") from exc
         try:
-            left = aiohttp.ClientTimeout(total=self._timeout - (time.monotonic() - started))
+            left = aiohttp.ClientTimeout(total=patience_s - (time.monotonic() - started))
             async with self._http.post(self._url, json=body, timeout=left) as response:
                 response.raise_for_status()
                 answer = await response.json(content_type=None)

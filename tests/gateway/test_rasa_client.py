@@ -106,3 +106,37 @@ async def _a_late_answer_is_the_fallback_not_a_wait() -> None:
         with pytest.raises(RasaUnavailable, match="TimeoutError"):
             await client.send("a", "hi", "webchat", {})
     assert time.monotonic() - started < 1.5
+
+
+def test_a_turn_sent_first_goes_ahead_of_every_waiting_turn() -> None:
+    asyncio.run(_a_turn_sent_first_goes_ahead_of_every_waiting_turn())
+
+
+async def _a_turn_sent_first_goes_ahead_of_every_waiting_turn() -> None:
+    rasa = SlowRasa(0.2)
+    async with client_of(rasa.webhook, 4.0, 1) as client:
+        turns = [
+            asyncio.create_task(client.send(f"u{i}", f"m{i}", "webchat", {})) for i in range(4)
+        ]
+        await asyncio.sleep(0.05)  # m0 at Rasa, m1 to m3 waiting
+        urgent = asyncio.create_task(client.send("child", "urgent", "webchat", {}, first=True))
+        await asyncio.gather(urgent, *turns)
+    assert rasa.received == ["m0", "urgent", "m1", "m2", "m3"]
+
+
+def test_a_patient_turn_keeps_its_place_past_the_timeout_and_is_sent_once() -> None:
+    asyncio.run(_a_patient_turn_keeps_its_place_past_the_timeout_and_is_sent_once())
+
+
+async def _a_patient_turn_keeps_its_place_past_the_timeout_and_is_sent_once() -> None:
+    rasa = SlowRasa(0.6)
+    async with client_of(rasa.webhook, 0.5, 1) as client:
+        first = asyncio.create_task(client.send("a", "first", "webchat", {}, patience_s=5))
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        answer = await client.send("b", "second", "webchat", {}, patience_s=5)
+        waited = time.monotonic() - started
+        assert (await first)[0].text == "re: first"
+    assert answer[0].text == "re: second"
+    assert 0.9 < waited < 2.0  # behind the first, longer than the 0.5 s timeout, not refused
+    assert rasa.received == ["first", "second"]
