@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             httpx.AsyncClient() as client,
             monitoring(settings, sessions) as health,
             RasaClient(
-                settings.rasa_url, settings.rasa_timeout_s, settings.rasa_max_in_flight, health
+                settings.rasa_urls, settings.rasa_timeout_s, settings.rasa_max_in_flight, health
             ) as rasa,
         ):
             state = app.state

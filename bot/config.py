@@ -39,9 +39,10 @@ class Settings:
     host: str
     port: int
     database_url: str
+    # One Rasa server, or several separated by commas (bot/rasa_client.py shares children out).
     rasa_url: str
     rasa_timeout_s: float
-    # Turns at Rasa at once (bot/rasa_client.py); the others wait, then fall back.
+    # Turns at each Rasa server at once (bot/rasa_client.py); the others wait, then fall back.
     rasa_max_in_flight: int
     nlg_token: str
     user_id_secret: str
@@ -100,6 +101,10 @@ class Settings:
     # Past capacity (bot/holding.py): how long a child who got the holding line may wait for
     # the real answer before the holding line is the last word.
     hold_max_s: float = HOLD_MAX_S
+
+    @property
+    def rasa_urls(self) -> tuple[str, ...]:
+        return tuple(url.strip().rstrip("/") for url in self.rasa_url.split(",") if url.strip())
 
     @property
     def line_enabled(self) -> bool:

@@ -9,6 +9,9 @@ row over at least `hung_after_s` (RASA_TIMEOUT_S by default: what a turn would w
 Rasa not while it still answers turns: a Rasa busy under load, or compiling its first inference,
 is slow, not hung. A failed turn at Rasa wakes the prober at once.
 
+With several Rasa servers (RASA_URL lists them) each is a part of its own ("rasa", "rasa2", ...):
+the breaker opens only when every one is down, since the others take a dead one's children.
+
 Without Rasa, the action server, the database or Redis (Rasa's lock store, where set) the bot
 cannot give real answers: the stack is degraded, `/healthz` says 503, the console shows a banner.
 """
@@ -37,6 +40,15 @@ log = logging.getLogger(__name__)
 UP, DOWN, UNKNOWN = "up", "down", "unknown"
 FAILURES_TO_DOWN = 2
 BEHIND_RASA = ("rasa", "actions")  # a turn sent while one of these is down cannot be answered
+
+
+def rasa_parts(count: int) -> list[str]:
+    """The parts' names of `count` Rasa servers: "rasa", then "rasa2", "rasa3"..."""
+    return ["rasa", *(f"rasa{number}" for number in range(2, count + 1))]
+
+
+def _is_rasa(name: str) -> bool:
+    return name == "rasa" or (name.startswith("rasa") and name[4:].isdigit())
 
 
 class Refused(Exception):
@@ -89,8 +101,17 @@ class Health:
         return min(down) if down else None
 
     def down(self, names: tuple[str, ...] = BEHIND_RASA) -> str | None:
-        """The first of `names` known to be down: the breaker is open."""
-        return next((n for n in names if n in self.parts and self.parts[n].state == DOWN), None)
+        """The first of `names` known to be down, "rasa" standing for all Rasa servers together:
+        the breaker is open."""
+        return next((n for n in names if self._down(n)), None)
+
+    def usable(self, name: str) -> bool:
+        """`name` may be sent a turn: not known to be down."""
+        return name not in self.parts or self.parts[name].state != DOWN
+
+    def _down(self, name: str) -> bool:
+        group = [n for n in self.parts if n == name or (name == "rasa" and _is_rasa(n))]
+        return bool(group) and all(self.parts[n].state == DOWN for n in group)
 
     def report(self) -> dict[str, Any]:
         since = self.degraded_since()
@@ -108,9 +129,9 @@ class Health:
         self.failsafe_answers += 1
         self._wake.set()
 
-    def turn_answered(self) -> None:
-        """Rasa answered a turn: whatever its probes say, it is not hung."""
-        rasa = self.parts.get("rasa")
+    def turn_answered(self, server: str = "rasa") -> None:
+        """A Rasa server answered a turn: whatever its probes say, it is not hung."""
+        rasa = self.parts.get(server)
         if rasa is not None and rasa.state == UP:
             rasa.failures, rasa.failing_since = 0, None
 
@@ -203,7 +224,12 @@ async def monitoring(settings: Settings, sessions: async_sessionmaker) -> AsyncI
     # A new connection per probe: a kept-alive one to a Rasa since restarted proves nothing.
     async with httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0)) as client:
         probes = {
-            "rasa": http_probe(client, settings.rasa_url.rstrip("/") + "/"),
+            **{
+                name: http_probe(client, url + "/")
+                for name, url in zip(
+                    rasa_parts(len(settings.rasa_urls)), settings.rasa_urls, strict=True
+                )
+            },
             "actions": http_probe(client, settings.action_url.rstrip("/") + "/health"),
             "database": database_probe(sessions),
         }

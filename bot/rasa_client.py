@@ -10,6 +10,13 @@ starts has the rest of it: a child waits at most `RASA_TIMEOUT_S` either way. A 
 is told to wait (bot/holding.py) has a longer `patience_s` instead, the same way; a turn sent
 `first` (a child in a handoff or marked urgent) goes ahead of every waiting turn (bot/slots.py).
 
+Several Rasa servers (RASA_URL lists them; `make run` starts two, one per core): each child
+always goes to the same one, chosen by a hash of the sender that every gateway replica computes
+alike, so one child's turns meet one in-memory lock store; the children of a server known to be
+down, or found refusing connections, go to the next one (the tracker store is shared, so that
+server knows the conversation). A turn that reached a server and failed there is not sent again
+elsewhere: the server may have taken it into the conversation already.
+
 The circuit breaker: while Rasa or the action server is known to be down (bot/health.py probes
 them every few seconds), a turn is not sent at all and gets the fallback at once, instead of every
 child waiting out `RASA_TIMEOUT_S` at a dead or hung Rasa. It closes by itself when the probes
@@ -20,18 +27,31 @@ from __future__ import annotations
 
 import asyncio
 import time
+import zlib
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import aiohttp
 
-from bot.health import Health
+from bot.health import Health, rasa_parts
 from bot.message import Button, Outgoing
 from bot.slots import Slots
 
 
 class RasaUnavailable(Exception):
     """Rasa did not give a usable answer in time (down, error, timeout, bad body)."""
+
+
+@dataclass
+class _Server:
+    name: str  # its part in bot/health.py
+    url: str
+    slots: Slots
+
+
+class _Refused(Exception):
+    """The server took no connection: the turn never reached it."""
 
 
 class RasaClient:
@@ -41,15 +61,21 @@ class RasaClient:
 
     def __init__(
         self,
-        base_url: str,
+        base_urls: tuple[str, ...],
         timeout_s: float,
         max_in_flight: int = 8,
         health: Health | None = None,
     ) -> None:
-        self._url = base_url.rstrip("/") + "/webhooks/rest/webhook"
+        self._servers = [
+            _Server(
+                name,
+                url.rstrip("/") + "/webhooks/rest/webhook",
+                Slots(max_in_flight),
+            )
+            for name, url in zip(rasa_parts(len(base_urls)), base_urls, strict=True)
+        ]
         self._timeout = timeout_s
         self._health = health
-        self._slots = Slots(max_in_flight)
         self._http: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> RasaClient:
@@ -65,9 +91,9 @@ class RasaClient:
         if self._http is not None:
             await self._http.close()
 
-    def full(self) -> bool:
-        """Every slot is taken: a turn sent now waits its turn."""
-        return self._slots.full()
+    def full(self, sender: str) -> bool:
+        """Every slot of the sender's server is taken: a turn sent now waits its turn."""
+        return self._order(sender)[0].slots.full()
 
     async def send(
         self,
@@ -91,28 +117,50 @@ class RasaClient:
         if down is not None:
             self._health.turn_refused()
             raise RasaUnavailable(f"{down} is down")
+        started = time.monotonic()
         try:
-            answer = await self._send(body, patience_s or self._timeout, first)
+            for server in self._order(sender):
+                try:
+                    answer = await self._send(
+                        server, body, started, patience_s or self._timeout, first
+                    )
+                except _Refused:
+                    continue
+                if self._health is not None:
+                    self._health.turn_answered(server.name)
+                return answer
+            raise RasaUnavailable("refused")
         except RasaUnavailable:
             if self._health is not None:
                 self._health.turn_failed()
             raise
-        if self._health is not None:
-            self._health.turn_answered()
-        return answer
 
-    async def _send(self, body: dict[str, Any], patience_s: float, first: bool) -> list[Outgoing]:
-        started = time.monotonic()
+    def _order(self, sender: str) -> list[_Server]:
+        """The sender's own server first, then the next ones; those known to be down last."""
+        first = home(sender, len(self._servers))
+        ring = self._servers[first:] + self._servers[:first]
+        if self._health is None:
+            return ring
+        return sorted(ring, key=lambda server: not self._health.usable(server.name))
+
+    async def _send(
+        self, server: _Server, body: dict[str, Any], started: float, patience_s: float, first: bool
+    ) -> list[Outgoing]:
         try:
-            await asyncio.wait_for(self._slots.acquire(first), patience_s - self._timeout / 2)
+            waited = time.monotonic() - started
+            await asyncio.wait_for(
+                server.slots.acquire(first), patience_s - self._timeout / 2 - waited
+            )
         except asyncio.TimeoutError as exc:
             raise RasaUnavailable("busy") from exc
         try:
             left = aiohttp.ClientTimeout(total=patience_s - (time.monotonic() - started))
-            async with self._http.post(self._url, json=body, timeout=left) as response:
+            async with self._http.post(server.url, json=body, timeout=left) as response:
                 response.raise_for_status()
                 answer = await response.json(content_type=None)
             return [_parse(item) for item in answer]
+        except aiohttp.ClientConnectorError as exc:
+            raise _Refused(server.name) from exc
         except (
             aiohttp.ClientError,
             asyncio.TimeoutError,
@@ -123,7 +171,13 @@ class RasaClient:
         ) as exc:
             raise RasaUnavailable(type(exc).__name__) from exc
         finally:
-            self._slots.release()
+            server.slots.release()
+
+
+def home(sender: str, servers: int) -> int:
+    """The index of the sender's own Rasa server: the same in every gateway replica and restart
+    (Python's hash() is not)."""
+    return zlib.crc32(sender.encode()) % servers
 
 
 def _parse(item: dict[str, Any]) -> Outgoing:

@@ -221,7 +221,7 @@ class Router:
         turn and is never held, and so does a child asking for a person (the holding line's own
         button); whether they were marked is asked only when there is a queue."""
         first = conversation.mode != "bot" or text == failsafe.PERSON
-        if not first and self._rasa.full():
+        if not first and self._rasa.full(incoming.user_key):
             async with self._sessions() as session:
                 first = await cases.ever_urgent(session, conversation.id)
         holds = hold is not None and not first

@@ -14,8 +14,10 @@ _SARA_AM = "\u0e33"  # ำ: a spacing vowel that still belongs to the consonant 
 
 
 def _breaks_a_character(text: str, cut: int) -> bool:
-    return unicodedata.category(text[cut]) in ("Mn", "Mc", "Me") or text[cut] == _SARA_AM or (
-        text[cut - 1] in _LEADING_VOWELS
+    return (
+        unicodedata.category(text[cut]) in ("Mn", "Mc", "Me")
+        or text[cut] == _SARA_AM
+        or (text[cut - 1] in _LEADING_VOWELS)
     )
 
 

@@ -9,6 +9,10 @@ A started stack is one whose gateway is ready (`/healthz` 200: it sees Rasa and 
 up, so the next message gets a real answer), not only one whose processes answer their own
 health checks; the gateway alone is alive when `/livez` answers.
 
+`make run` starts RASA_SERVERS Rasa servers (default 2: Rasa does a turn's work on one core, and
+this machine has two); the gateway shares the children out between them (bot/rasa_client.py). They
+share the tracker store (on SQLite in WAL mode, so one's reads never wait for the other's writes).
+
 Rasa's endpoints are written at each start into `<var>/endpoints.yml` from the environment
 (README, Configuration): the tracker store from TRACKER_STORE_URL, else the gateway's DATABASE_URL
 when that is PostgreSQL, else the SQLite file TRACKER_DB; the lock store in Redis when REDIS_URL
@@ -25,6 +29,7 @@ import random
 import secrets
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -242,9 +247,28 @@ class Process:
             self.kill()
 
 
+def rasa_servers(env: dict[str, str]) -> int:
+    """How many Rasa servers a stack runs (RASA_SERVERS, default 2)."""
+    count = int(env.get("RASA_SERVERS", "").strip() or 2)
+    if count < 1:
+        raise ValueError("RASA_SERVERS must be 1 or more")
+    return count
+
+
+def enable_wal(tracker_url: str) -> None:
+    """Puts a SQLite tracker store in WAL mode (it stays so) before its Rasa servers start."""
+    parsed = make_url(tracker_url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return
+    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(parsed.database)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+
+
 @dataclass
 class Stack:
-    """The three processes and the environment they share."""
+    """The processes and the environment they share: the action server, the gateway, and the Rasa
+    servers "rasa" (on `rasa_port`), "rasa2" (on the first of `more_rasa_ports`)..."""
 
     var: Path = ROOT / "var"
     rasa_port: int = 5005
@@ -252,17 +276,21 @@ class Stack:
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
     extra_env: dict[str, str] = field(default_factory=dict)
+    # The other Rasa servers' ports; by default the ports after `rasa_port`.
+    more_rasa_ports: list[int] | None = None
     processes: dict[str, Process] = field(default_factory=dict)
 
     @classmethod
     def on_free_ports(cls, var: Path, extra_env: dict[str, str]) -> Stack:
         """A stack beside others (tests, benchmarks, replicas): each process on a free port."""
+        count = rasa_servers({**os.environ, **extra_env})
         return cls(
             var=var,
             rasa_port=free_port(),
             action_port=free_port(),
             gateway_port=free_port(),
             extra_env=extra_env,
+            more_rasa_ports=[free_port() for _ in range(count - 1)],
         )
 
     def __post_init__(self) -> None:
@@ -274,52 +302,77 @@ class Stack:
         # One NLG token for the stack's life: a restarted Rasa must still be let in by the gateway.
         self.nlg_token = os.environ.get("NLG_TOKEN") or secrets.token_urlsafe(24)
         logs = self.var / "log"
+        if self.more_rasa_ports is None:
+            count = rasa_servers({**os.environ, **self.extra_env})
+            self.more_rasa_ports = [self.rasa_port + n for n in range(1, count)]
         self.processes = {
-            "rasa": Process(
-                "rasa",
-                [
-                    str(ENGINE_BIN / "python"),
-                    "-m",
-                    "scripts.rasa_server",  # Rasa with cheap schema checks: see that module
-                    "run",
-                    "--enable-api",
-                    # one argument: a token starting with "-" would be read as an option
-                    f"--auth-token={self.rasa_token}",
-                    "-i",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.rasa_port),
-                    "--model",
-                    str(MODEL),
-                    "--endpoints",
-                    str(self.endpoints_file),
-                    "--credentials",
-                    "credentials.yml",
-                ],
-                f"http://127.0.0.1:{self.rasa_port}/status?token={self.rasa_token}",
-                logs / "rasa.log",
-            ),
-            "actions": Process(
-                "actions",
-                [
-                    str(ENGINE_BIN / "rasa"),
-                    "run",
-                    "actions",
-                    "--actions",
-                    "actions",
-                    "-p",
-                    str(self.action_port),
-                ],
-                f"http://127.0.0.1:{self.action_port}/health",
-                logs / "actions.log",
-            ),
-            "gateway": Process(
-                "gateway",
-                [str(GATEWAY_PYTHON), "-m", "bot.app"],
-                f"http://127.0.0.1:{self.gateway_port}/livez",
-                logs / "gateway.log",
-            ),
+            name: self._rasa(name, port)
+            for name, port in zip(self.rasa_names, self.rasa_ports, strict=True)
         }
+        self.processes.update(
+            {
+                "actions": Process(
+                    "actions",
+                    [
+                        str(ENGINE_BIN / "rasa"),
+                        "run",
+                        "actions",
+                        "--actions",
+                        "actions",
+                        "-p",
+                        str(self.action_port),
+                    ],
+                    f"http://127.0.0.1:{self.action_port}/health",
+                    logs / "actions.log",
+                ),
+                "gateway": Process(
+                    "gateway",
+                    [str(GATEWAY_PYTHON), "-m", "bot.app"],
+                    f"http://127.0.0.1:{self.gateway_port}/livez",
+                    logs / "gateway.log",
+                ),
+            }
+        )
+
+    def _rasa(self, name: str, port: int) -> Process:
+        return Process(
+            name,
+            [
+                str(ENGINE_BIN / "python"),
+                "-m",
+                "scripts.rasa_server",  # Rasa with cheap schema checks: see that module
+                "run",
+                "--enable-api",
+                # one argument: a token starting with "-" would be read as an option
+                f"--auth-token={self.rasa_token}",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "--model",
+                str(MODEL),
+                "--endpoints",
+                str(self.endpoints_file),
+                "--credentials",
+                "credentials.yml",
+            ],
+            f"http://127.0.0.1:{port}/status?token={self.rasa_token}",
+            self.var / "log" / f"{name}.log",
+        )
+
+    @property
+    def rasa_ports(self) -> list[int]:
+        return [self.rasa_port, *(self.more_rasa_ports or [])]
+
+    @property
+    def rasa_names(self) -> list[str]:
+        """Named as the gateway's health parts are (bot/health.py `rasa_parts`)."""
+        return ["rasa", *(f"rasa{number}" for number in range(2, len(self.rasa_ports) + 1))]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every process, in the order they start."""
+        return ("actions", "gateway", *self.rasa_names)
 
     @property
     def endpoints_file(self) -> Path:
@@ -345,7 +398,7 @@ class Stack:
             # closed mid-request and the turn is lost.
             SANIC_KEEP_ALIVE_TIMEOUT="75",
             TF_CPP_MIN_LOG_LEVEL="2",
-            RASA_URL=self.rasa_url,
+            RASA_URL=",".join(f"http://127.0.0.1:{port}" for port in self.rasa_ports),
             RASA_PORT=str(self.rasa_port),
             ACTION_PORT=str(self.action_port),
             GATEWAY_HOST=self.gateway_host,
@@ -357,12 +410,12 @@ class Stack:
         env["TRACKER_STORE_URL"] = tracker_store_url(env)
         return env
 
-    def start(
-        self, names: tuple[str, ...] = ("actions", "gateway", "rasa"), timeout: float = 180
-    ) -> None:
+    def start(self, names: tuple[str, ...] | None = None, timeout: float = 180) -> None:
+        names = self.names if names is None else names
         env = self.env()
-        if "rasa" in names:
+        if set(names) & set(self.rasa_names):
             write_endpoints(self.endpoints_file, env)
+            enable_wal(env["TRACKER_STORE_URL"])
         for name in names:
             self.processes[name].start(env)
         self.wait(names, timeout)
@@ -409,8 +462,8 @@ class Stack:
         except (urllib.error.URLError, OSError) as error:
             return str(error)
 
-    def stop(self, names: tuple[str, ...] = ("gateway", "rasa", "actions")) -> None:
-        for name in names:
+    def stop(self, names: tuple[str, ...] | None = None) -> None:
+        for name in ("gateway", *self.rasa_names, "actions") if names is None else names:
             self.processes[name].stop()
 
 
@@ -453,13 +506,15 @@ def main() -> None:
     supervisor = Supervisor(stack.processes, start, Policy.from_env(dict(os.environ)), _say)
     try:
         write_endpoints(stack.endpoints_file, stack.env())
-        for name in ("actions", "gateway", "rasa"):
+        enable_wal(stack.env()["TRACKER_STORE_URL"])
+        for name in stack.names:
             start(name)
         print(f"  web chat      {stack.gateway_url}/")
         print(f"  console       {stack.gateway_url}/console")
         print(f"  gateway API   {stack.gateway_url}/webchat/messages")
         print(f"  health        {stack.gateway_url}/healthz")
-        print(f"  Rasa          {stack.rasa_url}  (HTTP API token in {stack.var / 'rasa_token'})")
+        for name, port in zip(stack.rasa_names, stack.rasa_ports, strict=True):
+            print(f"  {name:<13} http://127.0.0.1:{port}  (token in {stack.var / 'rasa_token'})")
         print(f"  actions       http://127.0.0.1:{stack.action_port}")
         print(f"  logs          {stack.var / 'log'}/")
         print("A process that exits or hangs is restarted on its own. Ctrl-C stops all three.")

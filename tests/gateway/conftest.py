@@ -194,7 +194,7 @@ def stack(request, tmp_path_factory, line_api, telegram_api) -> Iterator[TestedS
         if request.param == "sqlite":
             database_url = f"sqlite:///{var / 'gateway.db'}"
             # the embedded default, whatever the shell running the tests has set
-            production = {"REDIS_URL": "", "TRACKER_STORE_URL": ""}
+            production = {"REDIS_URL": "", "TRACKER_STORE_URL": "", "RASA_SERVERS": ""}
         else:
             require_production()
             database_url = cleanup.enter_context(postgres_database("stack"))
@@ -203,6 +203,7 @@ def stack(request, tmp_path_factory, line_api, telegram_api) -> Iterator[TestedS
             production = {
                 "REDIS_URL": f"{REDIS_SERVER}/{random.randint(1, 15)}",
                 "TRACKER_STORE_URL": "",
+                "RASA_SERVERS": "1",  # the embedded default's two are the SQLite variant's
             }
         migrate(database_url)
         stack = TestedStack.on_free_ports(

@@ -41,7 +41,7 @@ async def client_of(
     app.router.add_post("/webhooks/rest/webhook", handler)
     async with TestServer(app, host="127.0.0.1") as server:
         url = str(server.make_url(""))
-        async with RasaClient(url, 1.0, 8, health) as client:
+        async with RasaClient((url,), 1.0, 8, health) as client:
             yield client
 
 

@@ -40,7 +40,7 @@ def world(tmp_path, locales) -> Iterator:
     settings = Settings.from_env()
     handoff = Handoff(sessions, locales, settings, Relay(sessions, {}), Events())
     # Rasa is never reached here: the answer to "did this help?" is the handoff's.
-    rasa = RasaClient("http://127.0.0.1:9", 1.0)
+    rasa = RasaClient(("http://127.0.0.1:9",), 1.0)
     router = Router(sessions, rasa, locales, handoff, "th")
     yield loop.run_until_complete, handoff, router, sessions
     loop.run_until_complete(engine.dispose())

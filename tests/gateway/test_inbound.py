@@ -147,6 +147,7 @@ def gateway_only(var, database_url: str, rasa: EchoRasa, line_api: StandIn) -> T
             "REDIS_URL": "",
             "TRACKER_STORE_URL": "",
             "RASA_TIMEOUT_S": "20",
+            "RASA_SERVERS": "1",
             "RATE_USER_PER_MIN": "0",
             "ACTION_URL": rasa.standin.url,  # its health probe too finds the stand-in up
             **line_api.line_env(LINE_SECRET, LINE_TOKEN),

@@ -69,6 +69,7 @@ def slow(tmp_path_factory, line_api, telegram_api) -> Iterator[TestedStack]:
             "TRACKER_STORE_URL": "",
             "DATABASE_URL": database_url,
             "USER_ID_SECRET": "test-secret",
+            "RASA_SERVERS": "1",  # the one that is stopped
             "RASA_TIMEOUT_S": str(TIMEOUT_S),
             "RASA_MAX_IN_FLIGHT": "1",
             "HOLD_MAX_S": str(HOLD_MAX_S),

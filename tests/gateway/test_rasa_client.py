@@ -45,7 +45,7 @@ async def client_of(
     app.router.add_post("/webhooks/rest/webhook", handler)
     async with TestServer(app, host="127.0.0.1") as server:
         url = str(server.make_url(""))
-        async with RasaClient(url, timeout_s, max_in_flight=max_in_flight) as client:
+        async with RasaClient((url,), timeout_s, max_in_flight=max_in_flight) as client:
             yield client
 
 

@@ -78,6 +78,8 @@ def supervised(tmp_path_factory) -> Iterator[Supervised]:
         "STACK_VAR_DIR": str(var),
         "GATEWAY_PORT": str(gateway_port),
         "RASA_PORT": str(free_port()),
+        # One Rasa server: its death is the outage tested here (test_rasa_servers.py: two).
+        "RASA_SERVERS": "1",
         "ACTION_PORT": str(free_port()),
         "DATABASE_URL": database_url,
         "REDIS_URL": "",

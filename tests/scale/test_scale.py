@@ -90,6 +90,7 @@ def replicas(tmp_path_factory, database):
         "REDIS_URL": REDIS,
         "USER_ID_SECRET": "scale-secret",
         "RASA_TIMEOUT_S": "60",
+        "RASA_SERVERS": "1",  # one Rasa server per replica
         # Each console races for every case: the race is tested here, not the load limit.
         "CONSOLE_MAX_OPEN_CHATS": str(CASES),
         # The per-address limit stays on: nginx passes each child's address on, and these
