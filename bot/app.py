@@ -25,7 +25,6 @@ from bot.handoff.events import Events
 from bot.handoff.relay import Relay
 from bot.handoff.service import Handoff
 from bot.health import monitoring
-from bot.holding import HoldingRate
 from bot.inbox import Inbox
 from bot.locales import Locales
 from bot.nlg import nlg_endpoint
@@ -113,7 +112,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 retention=state.retention,
                 hold_after_s=settings.rasa_timeout_s,
                 hold_max_s=settings.hold_max_s,
-                holding=HoldingRate(),
             )
             state.ip_limit = RateLimiter(settings.rate_ip_per_min)
             state.login_limit = RateLimiter(settings.rate_login_per_min)

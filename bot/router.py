@@ -1,6 +1,7 @@
 """Decides who answers a message (Rasa, or a person while a handoff is open); records the turn.
 
 "Delete my data" (bot/forget.py) is answered here, before Rasa or a counsellor, on every channel.
+Past capacity a turn may get the holding line first, and its answer later (bot/holding.py).
 """
 
 from __future__ import annotations
@@ -62,7 +63,6 @@ class Router:
         retention: Retention | None = None,
         hold_after_s: float = 4.0,
         hold_max_s: float = HOLD_MAX_S,
-        holding: HoldingRate | None = None,
     ) -> None:
         """`hold_after_s` (RASA_TIMEOUT_S) and `hold_max_s`: bot/holding.py."""
         self._sessions = sessions
@@ -74,7 +74,7 @@ class Router:
         self._user_limit = user_limit if user_limit is not None else RateLimiter(0)
         self._hold_after_s = hold_after_s
         self._hold_max_s = hold_max_s
-        self.holding = holding or HoldingRate()
+        self.holding = HoldingRate()  # the supervisors' overload banner reads it
         # Without the app's Retention (tests), erasure reaches the gateway's tables only.
         retention = retention or Retention(sessions, None, 0)
         self._forget = forget.Forget(sessions, locales, retention, handoff.events)
