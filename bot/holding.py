@@ -10,7 +10,8 @@ none came within HOLD_MAX_S, the holding line was the last word.
 
 A child in a handoff or once marked urgent is never held: their turns go ahead of all others
 (bot/slots.py), with RASA_TIMEOUT_S as before. While Rasa is known to be down (the breaker,
-bot/health.py) nothing is promised: the fail-safe answers at once, as before.
+bot/health.py) nothing is promised: the fail-safe answers at once, as before, and a turn waiting
+when the breaker opens is given up.
 """
 
 from __future__ import annotations
@@ -30,19 +31,34 @@ MINUTE_S = 60
 WINDOW_MINUTES = 5  # the supervisors' "last minutes"
 
 
+class Abandoned(Exception):
+    """Rasa became known to be down while a turn waited: no answer will come."""
+
+
 async def answered_or_held(
-    work: Awaitable[T], after_s: float, hold: Callable[[], Awaitable[None]]
+    work: Awaitable[T],
+    after_s: float,
+    hold: Callable[[], Awaitable[None]],
+    down: Callable[[], Awaitable[None]],
 ) -> T:
     """`work`'s result; when it is not ready after `after_s`, `hold` runs first while the same
-    work goes on."""
+    work goes on. Once `down` returns (the breaker opened) the work is given up (Abandoned):
+    before the holding line, so that the fail-safe answers instead of a promise that cannot be
+    kept; after it, the holding line was the last word, and the child's next message is not kept
+    waiting behind a turn at a dead Rasa."""
     task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(down())
     try:
-        done, _ = await asyncio.wait({task}, timeout=after_s)
-        if not done:
+        await asyncio.wait({task, watch}, timeout=after_s, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done() and not watch.done():
             await hold()
-        return await task
+            await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            raise Abandoned
+        return task.result()
     finally:
-        task.cancel()  # a no-op once done; stops the work if `hold` failed or we were cancelled
+        task.cancel()  # a no-op once done; stops the work abandoned, or if `hold` failed
+        watch.cancel()
 
 
 class HoldingRate:

@@ -91,6 +91,12 @@ class RasaClient:
         if self._http is not None:
             await self._http.close()
 
+    async def down(self) -> None:
+        """Returns once the breaker is open (at once while it is); never without `health`."""
+        if self._health is None:
+            await asyncio.get_running_loop().create_future()
+        await self._health.opened()
+
     def full(self, sender: str) -> bool:
         """Every slot of the sender's server is taken: a turn sent now waits its turn."""
         return self._order(sender)[0].slots.full()

@@ -19,7 +19,7 @@ from bot import failsafe, forget
 from bot.handoff import cases
 from bot.handoff.relay import stored
 from bot.handoff.service import HELPED, Handoff
-from bot.holding import HOLD_MAX_S, Hold, HoldingRate, answered_or_held
+from bot.holding import HOLD_MAX_S, Abandoned, Hold, HoldingRate, answered_or_held
 from bot.language import reply_language, written
 from bot.locales import Locales
 from bot.message import Incoming, Outgoing
@@ -246,8 +246,9 @@ class Router:
         try:
             if not holds:
                 return await send, False
-            return await answered_or_held(send, self._hold_after_s, holding_line), held
-        except RasaUnavailable as exc:
+            answer = answered_or_held(send, self._hold_after_s, holding_line, self._rasa.down)
+            return await answer, held
+        except (RasaUnavailable, Abandoned) as exc:
             what = "the holding line was the last word" if held else "answering with the fallback"
             log.warning("rasa unavailable (%s); %s", exc, what)
             return None, held
