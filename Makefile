@@ -124,7 +124,8 @@ deploy-check: tools gateway system
 	$(TOOLS)/bin/python deploy/systemd/check.py
 	$(GATEWAY)/bin/python -m pytest -q tests/deploy
 
-# Two gateways and two Rasa servers on PostgreSQL and Redis behind nginx (tests/scale/).
+# Two gateways and two Rasa servers on PostgreSQL and Redis behind nginx, one of each killed
+# mid-load (tests/scale/).
 scale-test: gateway model system
 	$(GATEWAY)/bin/python -m pytest -q -s tests/scale
 

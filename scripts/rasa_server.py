@@ -1,6 +1,6 @@
-"""Starts Rasa's own command line without two costs per turn that this project does not need.
+"""Starts Rasa's own command line without costs that this project does not need.
 
-Both showed in `make bench` (README "Benchmarks") as most of Rasa's CPU under load:
+The first two showed in `make bench` (README "Benchmarks") as most of Rasa's CPU under load:
 
 1. Rasa 3.6 checks every answer of the action server (`RemoteAction._validate_action_result`)
    and every sentence from the gateway's `/nlg` (`CallbackNaturalLanguageGenerator.
@@ -13,21 +13,57 @@ Both showed in `make bench` (README "Benchmarks") as most of Rasa's CPU under lo
    gateway. `/nlg` (bot/nlg.py) reads the slots, the latest message, the sender and the channel,
    so the request carries the tracker's state without the event history.
 
+3. TensorFlow's TFLite helpers import JAX if it is installed (TensorFlow 2.12 installs it), which
+   Rasa never uses: about 50 MB of memory and half a second of start-up in each Rasa server.
+   It is marked absent, so that import takes its own `except ImportError` branch.
+4. A SQLite tracker store (the embedded default) is shared by two Rasa servers: each connection
+   waits for the other's write instead of failing at once, and in WAL mode (scripts/stack.py
+   sets it) commits without waiting for the disk (`synchronous=NORMAL`: a crash of the process
+   loses nothing; only a power cut can lose the last turns, as it can the gateway's own SQLite).
+   Its connections are kept in a pool: SQLAlchemy 1.4 opens and closes one per session on a
+   SQLite file, several times a turn.
+5. Rasa opens a new HTTP session, so a new connection, for every call to the action server and
+   to `/nlg` (`EndpointConfig.request`): one to three a turn, each with its connect and
+   teardown on both sides. One kept session per configuration and event loop serves them all;
+   an idle connection is dropped after KEEP_IDLE_S, before the gateway's server drops it (5 s).
+6. Rasa's SQL tracker store reads a whole conversation back and counts its events at every turn:
+   scripts/tracker_cache.py keeps the trackers a server has just saved while the database shows
+   nothing else has changed them.
+7. Rasa runs TED's neural network for every prediction, several a turn, even when the rules or
+   the memorised stories are sure and TED's answer cannot be picked: scripts/sure_predictions.py
+   runs it only when it can matter.
+
 Run with the engine's Python from the project root: `python -m scripts.rasa_server run ...`
 takes the same arguments as `rasa`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 import sys
+from types import TracebackType
 from typing import Any
 
-import jsonschema
-from jsonschema.exceptions import best_match
-from jsonschema.validators import validator_for
-from rasa.core.nlg import callback
-from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
+sys.modules["jax"] = None  # before TensorFlow is imported (3. above)
+
+import aiohttp  # noqa: E402
+import jsonschema  # noqa: E402
+from jsonschema.exceptions import best_match  # noqa: E402
+from jsonschema.validators import validator_for  # noqa: E402
+from rasa.core import tracker_store  # noqa: E402
+from rasa.core.nlg import callback  # noqa: E402
+from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity  # noqa: E402
+from rasa.utils.endpoints import DEFAULT_REQUEST_TIMEOUT, EndpointConfig  # noqa: E402
+from sqlalchemy import event  # noqa: E402
+from sqlalchemy.engine import Engine, make_url  # noqa: E402
+from sqlalchemy.pool import QueuePool  # noqa: E402
+
+from scripts import sure_predictions, tracker_cache  # noqa: E402
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+KEEP_IDLE_S = 2.0
 
 _MAX_SCHEMAS = 64  # Rasa has a handful; the bound only keeps an odd caller from growing it
 _validators: dict[str, Any] = {}
@@ -63,7 +99,74 @@ def nlg_request(
     }
 
 
+def sqlite_pragmas(connection: Any, _record: Any) -> None:
+    """Every SQLite connection Rasa opens (4. above)."""
+    if isinstance(connection, sqlite3.Connection):
+        connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        connection.execute("PRAGMA synchronous=NORMAL")
+
+
+class _Kept:
+    """`async with` a kept session: gives it, and leaves it open."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    async def __aenter__(self) -> aiohttp.ClientSession:
+        return self._session
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        return None
+
+
+_sessions: dict[tuple[Any, ...], aiohttp.ClientSession] = {}
+
+
+def kept_session(endpoint: EndpointConfig) -> _Kept:
+    """`EndpointConfig.session`, kept for the endpoint's headers and credentials (5. above)."""
+    auth = endpoint.basic_auth or {}
+    key = (
+        id(asyncio.get_running_loop()),
+        tuple(sorted(endpoint.headers.items())),
+        auth.get("username"),
+        auth.get("password"),
+    )
+    session = _sessions.get(key)
+    if session is None or session.closed:
+        session = aiohttp.ClientSession(
+            headers=endpoint.headers,
+            auth=aiohttp.BasicAuth(auth["username"], auth["password"]) if auth else None,
+            timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
+            connector=aiohttp.TCPConnector(keepalive_timeout=KEEP_IDLE_S),
+        )
+        _sessions[key] = session
+    return _Kept(session)
+
+
+_engine_kwargs = tracker_store.create_engine_kwargs
+
+
+def engine_kwargs(url: Any) -> dict[str, Any]:
+    """Rasa's engine settings, with a pool of connections for a SQLite file (4. above)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return _engine_kwargs(url)
+    # Rasa uses the store from its event loop's thread only; the pool may hand a connection to
+    # whichever thread that is.
+    return {"poolclass": QueuePool, "connect_args": {"check_same_thread": False}}
+
+
 def main() -> None:
+    tracker_store.create_engine_kwargs = engine_kwargs
+    EndpointConfig.session = kept_session
+    tracker_cache.install()
+    sure_predictions.install()
+    event.listen(Engine, "connect", sqlite_pragmas)
     jsonschema.validate = validate
     callback.nlg_request_format = nlg_request
     from rasa.__main__ import main as rasa_main

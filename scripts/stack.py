@@ -16,8 +16,8 @@ share the tracker store (on SQLite in WAL mode, so one's reads never wait for th
 Rasa's endpoints are written at each start into `<var>/endpoints.yml` from the environment
 (README, Configuration): the tracker store from TRACKER_STORE_URL, else the gateway's DATABASE_URL
 when that is PostgreSQL, else the SQLite file TRACKER_DB; the lock store in Redis when REDIS_URL
-is set, else in memory. The repository's endpoints.yml is the embedded default, for Rasa's own
-commands (`make story-test`).
+is set, else in memory; the gateway's `/nlg` at NLG_URL, else this stack's gateway. The
+repository's endpoints.yml is the embedded default, for Rasa's own commands (`make story-test`).
 """
 
 from __future__ import annotations
@@ -110,11 +110,18 @@ def lock_store(redis_url: str) -> dict[str, object]:
     return config
 
 
+def nlg_url(env: dict[str, str]) -> str:
+    """The gateway's `/nlg` as Rasa reaches it: NLG_URL (deploy/endpoints.py), else this stack's
+    own gateway. Replicas behind a balancer name the balancer, so a Rasa server still renders its
+    sentences while its own gateway is down (tests/scale)."""
+    return env.get("NLG_URL", "").strip() or f"http://127.0.0.1:{env['GATEWAY_PORT']}/nlg"
+
+
 def rasa_endpoints(env: dict[str, str]) -> dict[str, object]:
     """The contents of Rasa's endpoints file for a stack running with `env`."""
     return {
         "action_endpoint": {"url": f"http://127.0.0.1:{env['ACTION_PORT']}/webhook"},
-        "nlg": {"url": f"http://127.0.0.1:{env['GATEWAY_PORT']}/nlg", "token": env["NLG_TOKEN"]},
+        "nlg": {"url": nlg_url(env), "token": env["NLG_TOKEN"]},
         "tracker_store": tracker_store(tracker_store_url(env)),
         "lock_store": lock_store(env.get("REDIS_URL", "").strip()),
     }
@@ -194,6 +201,8 @@ class Process:
     health_url: str
     log: Path
     popen: subprocess.Popen | None = None
+    # Variables this process alone gets unless the environment sets them.
+    defaults: dict[str, str] = field(default_factory=dict)
 
     def start(self, env: dict[str, str], preexec: Callable[[], None] | None = None) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -201,7 +210,7 @@ class Process:
             self.popen = subprocess.Popen(
                 self.args,
                 cwd=ROOT,
-                env=env,
+                env={**self.defaults, **env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stopped with all it started
@@ -358,7 +367,21 @@ class Stack:
             ],
             f"http://127.0.0.1:{port}/status?token={self.rasa_token}",
             self.var / "log" / f"{name}.log",
+            defaults=self._rasa_defaults(),
         )
+
+    def _rasa_defaults(self) -> dict[str, str]:
+        """A core for each of several Rasa servers: TensorFlow's own threads would only contend
+        for them (its ops here are tiny), and glibc's per-thread heaps would only grow each one.
+        Only Rasa gets these: they make Rasa's command line load TensorFlow (the action server's
+        `rasa run actions` too, 120 MB → 490 MB)."""
+        if len(self.rasa_ports) < 2:
+            return {}
+        return {
+            "TF_INTRA_OP_PARALLELISM_THREADS": "1",
+            "TF_INTER_OP_PARALLELISM_THREADS": "1",
+            "MALLOC_ARENA_MAX": "2",
+        }
 
     @property
     def rasa_ports(self) -> list[int]:

@@ -48,6 +48,16 @@ def test_unset_means_the_embedded_default(tmp_path):
     assert rasa_endpoints({**BASE})["tracker_store"]["db"] == str(ROOT / "var" / "rasa_tracker.db")
 
 
+def test_rasa_renders_through_nlg_url_when_set():
+    """Replicas: Rasa reaches /nlg through the balancer, not only its own gateway (tests/scale)."""
+    balancer = {**BASE, "NLG_URL": " http://127.0.0.1:9000/nlg "}
+    assert rasa_endpoints(balancer)["nlg"] == {
+        "url": "http://127.0.0.1:9000/nlg",
+        "token": "nlg-token",
+    }
+    assert rasa_endpoints({**BASE, "NLG_URL": ""})["nlg"]["url"] == "http://127.0.0.1:8000/nlg"
+
+
 def test_postgresql_and_redis_when_the_variables_are_set():
     env = {**BASE, "DATABASE_URL": POSTGRES_URL, "REDIS_URL": "redis://:pw@cache:6380/4"}
     endpoints = rasa_endpoints(env)

@@ -1,8 +1,9 @@
 """`make bench`, NLU part: parse time per message, project pipeline against Rasa's stock one.
 
-Runs in the engine environment (started by scripts/bench.py) and is exactly `make eval`'s timing:
-scripts/eval.py's `parse_all` over the evaluation set with the project's model, then with the stock
-baseline that `train_baseline` trains on the same NLU data. Writes one JSON object to --out.
+Runs in the engine environment (started by scripts/bench/offline.py) and is exactly `make eval`'s
+timing: scripts/eval.py's `parse_all` over the evaluation set with the project's model, then with
+the stock baseline that `train_baseline` trains on the same NLU data. Writes one JSON object to
+--out.
 """
 
 from __future__ import annotations

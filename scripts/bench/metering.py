@@ -1,0 +1,87 @@
+"""`make bench`, metering: each process's resident memory and CPU time, read from /proc."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rfind(")") + 2 :].split()  # fields from the 3rd on; the name may hold spaces
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and all its descendants (a server may fork workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))):
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += children.get(current, [])
+    return tree
+
+
+def rss_mb(pids: list[int]) -> float:
+    total_kb = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+    return total_kb / 1024
+
+
+def cpu_s(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        if fields := _stat(pid):
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+class Meter:
+    """Samples the stack's resident memory every half second; keeps each process's peak."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.trees = {name: process_tree(pid) for name, pid in pids.items()}
+        self.peak: dict[str, float] = {}
+        self._task: asyncio.Task | None = None
+
+    def rss(self) -> dict[str, float]:
+        now = {name: rss_mb(tree) for name, tree in self.trees.items()}
+        now["total"] = sum(now.values())
+        return now
+
+    def cpu(self) -> dict[str, float]:
+        return {name: cpu_s(tree) for name, tree in self.trees.items()}
+
+    def reset_peak(self) -> dict[str, float]:
+        peak, self.peak = self.peak, {}
+        return peak
+
+    async def _sample(self) -> None:
+        while True:
+            for name, value in self.rss().items():
+                self.peak[name] = max(self.peak.get(name, 0.0), value)
+            await asyncio.sleep(0.5)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._sample())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
