@@ -85,7 +85,7 @@ class Health:
         self._hung_after_s = hung_after_s
         self._wake = asyncio.Event()
         self.parts = {"gateway": Part(UP), **{name: Part() for name in probes}}
-        self._opened = asyncio.Event()  # set while the breaker is open (`down`)
+        self._probed = asyncio.Event()  # set, and replaced, after every probe
         # Turns Rasa did not answer (the fail-safe, or its "talk to a person") since the bot was
         # last ready or last became degraded.
         self.failsafe_answers = 0
@@ -114,9 +114,9 @@ class Health:
         group = [n for n in self.parts if n == name or (name == "rasa" and _is_rasa(n))]
         return bool(group) and all(self.parts[n].state == DOWN for n in group)
 
-    async def opened(self) -> None:
-        """Returns once the breaker is open: a turn still waiting then will get no answer."""
-        await self._opened.wait()
+    async def probed(self) -> None:
+        """Returns after the next probe: what is known may have changed."""
+        await self._probed.wait()
 
     def report(self) -> dict[str, Any]:
         since = self.degraded_since()
@@ -164,10 +164,8 @@ class Health:
         else:
             part.failures, part.failing_since = 0, None
             self._set(name, part, UP, None)
-        if self.down() is None:
-            self._opened.clear()
-        else:
-            self._opened.set()
+        self._probed.set()
+        self._probed = asyncio.Event()
         if was_ready != self.ready:
             self.failsafe_answers = 0
             log.warning("the bot %s", "gives real answers again" if self.ready else "is degraded")

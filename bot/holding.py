@@ -11,7 +11,7 @@ none came within HOLD_MAX_S, the holding line was the last word.
 A child in a handoff or once marked urgent is never held: their turns go ahead of all others
 (bot/slots.py), with RASA_TIMEOUT_S as before. While Rasa is known to be down (the breaker,
 bot/health.py) nothing is promised: the fail-safe answers at once, as before, and a turn waiting
-when the breaker opens is given up.
+when the breaker opens, or when the Rasa server it went to is found down, is given up.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ WINDOW_MINUTES = 5  # the supervisors' "last minutes"
 
 
 class Abandoned(Exception):
-    """Rasa became known to be down while a turn waited: no answer will come."""
+    """Rasa (the turn's server, or all of them) became known to be down while a turn waited: no
+    answer will come."""
 
 
 async def answered_or_held(
@@ -42,7 +43,8 @@ async def answered_or_held(
     down: Callable[[], Awaitable[None]],
 ) -> T:
     """`work`'s result; when it is not ready after `after_s`, `hold` runs first while the same
-    work goes on. Once `down` returns (the breaker opened) the work is given up (Abandoned):
+    work goes on. Once `down` returns (the breaker opened, or the turn's Rasa server is known
+    down) the work is given up (Abandoned):
     before the holding line, so that the fail-safe answers instead of a promise that cannot be
     kept; after it, the holding line was the last word, and the child's next message is not kept
     waiting behind a turn at a dead Rasa."""

@@ -76,6 +76,7 @@ class RasaClient:
         ]
         self._timeout = timeout_s
         self._health = health
+        self._at: dict[str, str] = {}  # sender -> the server their turn is at (`down`)
         self._http: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> RasaClient:
@@ -91,11 +92,15 @@ class RasaClient:
         if self._http is not None:
             await self._http.close()
 
-    async def down(self) -> None:
-        """Returns once the breaker is open (at once while it is); never without `health`."""
+    async def down(self, sender: str) -> None:
+        """Returns once the sender's turn can get no answer: the breaker is open, or the server
+        it is at is known down (at once while so); never without `health`."""
         if self._health is None:
             await asyncio.get_running_loop().create_future()
-        await self._health.opened()
+        while self._health.down() is None and self._health.usable(
+            self._at.get(sender) or self._order(sender)[0].name
+        ):
+            await self._health.probed()
 
     def full(self, sender: str) -> bool:
         """Every slot of the sender's server is taken: a turn sent now waits its turn."""
@@ -126,6 +131,7 @@ class RasaClient:
         started = time.monotonic()
         try:
             for server in self._order(sender):
+                self._at[sender] = server.name
                 try:
                     answer = await self._send(
                         server, body, started, patience_s or self._timeout, first
@@ -140,6 +146,8 @@ class RasaClient:
             if self._health is not None:
                 self._health.turn_failed()
             raise
+        finally:
+            self._at.pop(sender, None)
 
     def _order(self, sender: str) -> list[_Server]:
         """The sender's own server first, then the next ones; those known to be down last."""

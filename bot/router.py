@@ -7,6 +7,7 @@ Past capacity a turn may get the holding line first, and its answer later (bot/h
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections.abc import Awaitable
@@ -246,7 +247,8 @@ class Router:
         try:
             if not holds:
                 return await send, False
-            answer = answered_or_held(send, self._hold_after_s, holding_line, self._rasa.down)
+            down = functools.partial(self._rasa.down, incoming.user_key)
+            answer = answered_or_held(send, self._hold_after_s, holding_line, down)
             return await answer, held
         except (RasaUnavailable, Abandoned) as exc:
             what = "the holding line was the last word" if held else "answering with the fallback"
