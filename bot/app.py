@@ -110,6 +110,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 settings.default_language,
                 user_limit=RateLimiter(settings.rate_user_per_min),
                 retention=state.retention,
+                hold_after_s=settings.rasa_timeout_s,
+                hold_max_s=settings.hold_max_s,
             )
             state.ip_limit = RateLimiter(settings.rate_ip_per_min)
             state.login_limit = RateLimiter(settings.rate_login_per_min)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot import proxies
+from bot.holding import HOLD_MAX_S
 
 ROOT = Path(__file__).resolve().parent.parent
 # Published in this repository: anyone holding platform user ids could match hashes made with it.
@@ -97,6 +98,9 @@ class Settings:
     health_probe_every_s: float = 2.0
     health_probe_timeout_s: float = 3.0
     health_hung_after_s: float = 4.0
+    # Past capacity (bot/holding.py): how long a child who got the holding line may wait for
+    # the real answer before the holding line is the last word.
+    hold_max_s: float = HOLD_MAX_S
 
     @property
     def rasa_urls(self) -> tuple[str, ...]:
@@ -163,6 +167,7 @@ class Settings:
             health_probe_every_s=float(_env("HEALTH_PROBE_EVERY_S", "2")),
             health_probe_timeout_s=float(_env("HEALTH_PROBE_TIMEOUT_S", "3")),
             health_hung_after_s=float(_env("HEALTH_HUNG_AFTER_S", _env("RASA_TIMEOUT_S", "4"))),
+            hold_max_s=float(_env("HOLD_MAX_S", str(HOLD_MAX_S))),
         )
 
 

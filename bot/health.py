@@ -85,6 +85,7 @@ class Health:
         self._hung_after_s = hung_after_s
         self._wake = asyncio.Event()
         self.parts = {"gateway": Part(UP), **{name: Part() for name in probes}}
+        self._probed = asyncio.Event()  # set, and replaced, after every probe
         # Turns Rasa did not answer (the fail-safe, or its "talk to a person") since the bot was
         # last ready or last became degraded.
         self.failsafe_answers = 0
@@ -112,6 +113,10 @@ class Health:
     def _down(self, name: str) -> bool:
         group = [n for n in self.parts if n == name or (name == "rasa" and _is_rasa(n))]
         return bool(group) and all(self.parts[n].state == DOWN for n in group)
+
+    async def probed(self) -> None:
+        """Returns after the next probe: what is known may have changed."""
+        await self._probed.wait()
 
     def report(self) -> dict[str, Any]:
         since = self.degraded_since()
@@ -159,6 +164,8 @@ class Health:
         else:
             part.failures, part.failing_since = 0, None
             self._set(name, part, UP, None)
+        self._probed.set()
+        self._probed = asyncio.Event()
         if was_ready != self.ready:
             self.failsafe_answers = 0
             log.warning("the bot %s", "gives real answers again" if self.ready else "is degraded")

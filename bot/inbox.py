@@ -10,15 +10,20 @@ any replica's sweep once the lease runs out, and on SQLite (one process) at once
 
 A row whose answering fails is tried again after a short wait; after MAX_ATTEMPTS it gets the
 fail-safe answer (1387, 1300, 191) and is finished: never silence, never an endless loop.
+
+Past capacity a row's answer may come in two parts (bot/holding.py): the holding line, handed
+early to the request waiting for the row (here, or through the row for another replica's), and
+the real answer, which the channel delivers its later way before the row is finished.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -61,11 +66,16 @@ class Event:
     pressed: bool = False
 
 
+# Hands an answer to the request waiting for the event before the event is finished.
+Early = Callable[[dict[str, Any]], Awaitable[None]]
+
+
 class Answers(Protocol):
     """What a channel does with one of its events: answer it, or give the fail-safe answer.
-    The return value is what a web chat request waiting for the event answers with."""
+    The return value is what a web chat request waiting for the event answers with, unless
+    `early` gave it one already (the holding line)."""
 
-    async def handle(self, event: Event, user: str) -> dict[str, Any] | None: ...
+    async def handle(self, event: Event, user: str, early: Early) -> dict[str, Any] | None: ...
 
     async def fail_safe(self, event: Event, user: str) -> dict[str, Any] | None: ...
 
@@ -141,9 +151,9 @@ class Inbox:
                 outcome = await self._store.outcome(row_id)
                 if outcome is None:
                     return None
+                if outcome.answer:  # the answer, or the holding line handed over early
+                    return json.loads(outcome.answer)
                 if outcome.finished:
-                    if outcome.answer:
-                        return json.loads(outcome.answer)
                     # Kept nowhere: a worker of this process answered it (this request waits
                     # for it) and hands the answer over as soon as its finish is committed.
                     with contextlib.suppress(asyncio.TimeoutError):
@@ -222,7 +232,16 @@ class Inbox:
             failed = row.attempts - 1
             log.warning("a %s event failed %d times: the fail-safe answers", row.channel, failed)
             return await channel.fail_safe(event, row.user_key)
-        return await channel.handle(event, row.user_key)
+        return await channel.handle(event, row.user_key, functools.partial(self._early, row))
+
+    async def _early(self, row: inbound.Claimed, answer: dict[str, Any]) -> None:
+        """The request waiting for this row takes `answer` now: here at once, or through the row
+        when it waits in another replica (bot/holding.py: the holding line)."""
+        waiting = self._waiting.get(row.id)
+        if waiting is None:
+            await self._store.hold(row, json.dumps(answer))
+        elif not waiting.done():
+            waiting.set_result(answer)
 
     def _event(self, row: inbound.Claimed) -> Event | None:
         opened = self._seal.open(row.payload)

@@ -6,7 +6,9 @@ up, and Rasa's work is thrown away, so every child gets the fallback (`make benc
 conversations showed exactly that). So at most `RASA_MAX_IN_FLIGHT` turns are at Rasa at once;
 the others wait their turn, first come first served. A turn that cannot start within half of
 `RASA_TIMEOUT_S` gets the fallback at once instead of after the whole timeout, and one that
-starts has the rest of it: a child waits at most `RASA_TIMEOUT_S` either way.
+starts has the rest of it: a child waits at most `RASA_TIMEOUT_S` either way. A turn whose child
+is told to wait (bot/holding.py) has a longer `patience_s` instead, the same way; a turn sent
+`first` (a child in a handoff or marked urgent) goes ahead of every waiting turn (bot/slots.py).
 
 Several Rasa servers (RASA_URL lists them; `make run` starts two, one per core): each child
 always goes to the same one, chosen by a hash of the sender that every gateway replica computes
@@ -36,6 +38,7 @@ import aiohttp
 
 from bot.health import Health, rasa_parts
 from bot.message import Button, Outgoing
+from bot.slots import Slots
 
 
 class RasaUnavailable(Exception):
@@ -46,7 +49,7 @@ class RasaUnavailable(Exception):
 class _Server:
     name: str  # its part in bot/health.py
     url: str
-    slots: asyncio.Semaphore
+    slots: Slots
 
 
 class _Refused(Exception):
@@ -69,12 +72,13 @@ class RasaClient:
             _Server(
                 name,
                 url.rstrip("/") + "/webhooks/rest/webhook",
-                asyncio.Semaphore(max(1, max_in_flight)),
+                Slots(max_in_flight),
             )
             for name, url in zip(rasa_parts(len(base_urls)), base_urls, strict=True)
         ]
         self._timeout = timeout_s
         self._health = health
+        self._at: dict[str, str] = {}  # sender -> the server their turn is at (`down`)
         self._http: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> RasaClient:
@@ -90,9 +94,30 @@ class RasaClient:
         if self._http is not None:
             await self._http.close()
 
+    async def down(self, sender: str) -> None:
+        """Returns once the sender's turn can get no answer: the breaker is open, or the server
+        it is at is known down (at once while so); never without `health`."""
+        if self._health is None:
+            await asyncio.get_running_loop().create_future()
+        while self._health.down() is None and self._health.usable(
+            self._at.get(sender) or self._order(sender)[0].name
+        ):
+            await self._health.probed()
+
+    def full(self, sender: str) -> bool:
+        """Every slot of the sender's server is taken: a turn sent now waits its turn."""
+        return self._order(sender)[0].slots.full()
+
     async def send(
-        self, sender: str, text: str, input_channel: str, metadata: dict[str, Any]
+        self,
+        sender: str,
+        text: str,
+        input_channel: str,
+        metadata: dict[str, Any],
+        patience_s: float | None = None,
+        first: bool = False,
     ) -> list[Outgoing]:
+        """Rasa's answer within `patience_s` (RASA_TIMEOUT_S unless given), else RasaUnavailable."""
         if self._http is None:
             raise RuntimeError("RasaClient is used inside `async with` only")
         body = {
@@ -108,8 +133,11 @@ class RasaClient:
         started = time.monotonic()
         try:
             for server in self._order(sender):
+                self._at[sender] = server.name
                 try:
-                    answer = await self._send(server, body, started)
+                    answer = await self._send(
+                        server, body, started, patience_s or self._timeout, first
+                    )
                 except _Refused:
                     continue
                 if self._health is not None:
@@ -120,6 +148,8 @@ class RasaClient:
             if self._health is not None:
                 self._health.turn_failed()
             raise
+        finally:
+            self._at.pop(sender, None)
 
     def _order(self, sender: str) -> list[_Server]:
         """The sender's own server first, then the next ones; those known to be down last."""
@@ -129,14 +159,18 @@ class RasaClient:
             return ring
         return sorted(ring, key=lambda server: not self._health.usable(server.name))
 
-    async def _send(self, server: _Server, body: dict[str, Any], started: float) -> list[Outgoing]:
+    async def _send(
+        self, server: _Server, body: dict[str, Any], started: float, patience_s: float, first: bool
+    ) -> list[Outgoing]:
         try:
             waited = time.monotonic() - started
-            await asyncio.wait_for(server.slots.acquire(), self._timeout / 2 - waited)
+            await asyncio.wait_for(
+                server.slots.acquire(first), patience_s - self._timeout / 2 - waited
+            )
         except asyncio.TimeoutError as exc:
             raise RasaUnavailable("busy") from exc
         try:
-            left = aiohttp.ClientTimeout(total=self._timeout - (time.monotonic() - started))
+            left = aiohttp.ClientTimeout(total=patience_s - (time.monotonic() - started))
             async with self._http.post(server.url, json=body, timeout=left) as response:
                 response.raise_for_status()
                 answer = await response.json(content_type=None)

@@ -5,12 +5,15 @@ verified and parsed into events, and how replies are sent. Everything else happe
 write each event to the durable inbox before the webhook is answered (bot/inbox.py: a redelivery
 is dropped by its event id, each user's events are answered in order, by any replica, also after
 a crash), hash the user id, route, hand the replies to the adapter to send, and what it could not
-send to the push outbox (bot/handoff/relay.py).
+send to the push outbox (bot/handoff/relay.py). Past capacity (bot/holding.py) the holding line is
+sent as the reply, and the real answer follows through the push outbox (LINE's reply token is
+spent by then).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
@@ -21,10 +24,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from bot.holding import Hold
 from bot.identity import user_key
-from bot.inbox import Event
+from bot.inbox import Early, Event
 from bot.language import reply_language
 from bot.message import Incoming, Outgoing
+from bot.router import Reply
 from bot.store import deliveries
 from bot.store.conversations import language_of
 from bot.untrusted import valid_text
@@ -103,12 +108,18 @@ class PlatformChannel(ABC):
         if accepted:
             await state.inbox.accept(self.name, accepted)
 
-    async def handle(self, event: Event, user: str) -> None:
-        """Answers one event from the inbox (bot/inbox.py)."""
+    async def handle(self, event: Event, user: str, early: Early | None = None) -> None:
+        """Answers one event from the inbox (bot/inbox.py); `early` is the web chat's only."""
         self.started(event)
         replies = await self.on_special(event, user)
         if replies is None:
-            replies = await self.route(user, event.text, event.kind, event.pressed)
+            hold = functools.partial(self.deliver, event, user)
+            reply = await self._routed(user, event.text, event.kind, event.pressed, hold=hold)
+            if reply.held:  # the holding line was the reply: the answer follows as a push
+                if reply.messages:
+                    await self.state.relay.later(user, reply.messages)
+                return
+            replies = reply.messages
         if replies:
             await self.deliver(event, user, replies)
 
@@ -135,6 +146,17 @@ class PlatformChannel(ABC):
     ) -> list[Outgoing]:
         """The router's answer to one message or payload of this user (`pressed`: a button's;
         `language`: the app's, when the platform tells it)."""
+        return (await self._routed(user, text, kind, pressed, language)).messages
+
+    async def _routed(
+        self,
+        user: str,
+        text: str,
+        kind: str = "text",
+        pressed: bool = False,
+        language: str | None = None,
+        hold: Hold | None = None,
+    ) -> Reply:
         incoming = Incoming(
             channel=self.name,
             user_key=user,
@@ -143,7 +165,7 @@ class PlatformChannel(ABC):
             pressed=pressed,
             language=language,
         )
-        return (await self.state.router.handle(incoming)).messages
+        return await self.state.router.handle(incoming, hold)
 
     def known_language(self, tag: str | None) -> str:
         """A platform's language tag ("en-US") as a language we speak, else the default."""

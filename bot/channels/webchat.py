@@ -10,7 +10,9 @@ for a payload sent before the child has written anything. Its answer carries
 
 A message goes through the durable inbox like a LINE or Telegram event (bot/inbox.py): it is
 written first, and a child's messages are answered one at a time, in order, whichever replica
-each request reaches; the request waits for its own message's answer.
+each request reaches; the request waits for its own message's answer. Past capacity
+(bot/holding.py) the request answers with the holding line (sender "holding") and the real
+answer follows in the later messages the page polls for (sender "bot").
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ from starlette.routing import Route
 
 from bot import assets
 from bot.identity import user_key
-from bot.inbox import Event
+from bot.inbox import Early, Event
 from bot.language import reply_language, written
-from bot.message import Incoming
+from bot.message import Incoming, Outgoing
 from bot.ratelimit import client_address
 from bot.store.models import Conversation, Message
 from bot.untrusted import loads
@@ -135,7 +137,10 @@ class WebChat:
     def __init__(self, state: Any) -> None:
         self.state = state
 
-    async def handle(self, event: Event, user: str) -> dict[str, Any]:
+    async def handle(self, event: Event, user: str, early: Early) -> dict[str, Any]:
+        async def hold(messages: list[Outgoing]) -> None:
+            await early({"messages": [m.as_json() for m in messages], "mode": "bot"})
+
         incoming = Incoming(
             channel=CHANNEL,
             user_key=user,
@@ -143,7 +148,7 @@ class WebChat:
             pressed=event.pressed,
             language=event.reply.get("language"),
         )
-        reply = await self.state.router.handle(incoming)
+        reply = await self.state.router.handle(incoming, hold)
         answer: dict[str, Any] = {
             "messages": [m.as_json() for m in reply.messages],
             "mode": reply.mode,

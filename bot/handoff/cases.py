@@ -44,6 +44,15 @@ async def open_case(session: AsyncSession, conversation_id: int) -> Case | None:
     )
 
 
+async def ever_urgent(session: AsyncSession, conversation_id: int) -> bool:
+    """Whether this child was ever marked urgent (a case Rasa asked for as urgent, open or
+    closed): their turns are never held behind others (bot/holding.py)."""
+    found = await session.scalar(
+        select(Case.id).where(Case.conversation_id == conversation_id, Case.urgent).limit(1)
+    )
+    return found is not None
+
+
 def _record(
     session: AsyncSession, case: Case, before: str, after: str, actor: str, note: str | None
 ) -> None:

@@ -95,6 +95,11 @@ class InboundStore:
         the user erased it) is left as it is."""
         return await self._run(_finish, row, answer, lease_s)
 
+    async def hold(self, row: Claimed, answer: str) -> None:
+        """Keeps an answer for the request waiting for a row still being answered (the holding
+        line, bot/holding.py); `finish` replaces it."""
+        await self._run(_hold, row, answer)
+
     async def release(self, row: Claimed, retry_at: datetime) -> None:
         """Lets go of a row that failed; nobody claims it again before `retry_at`."""
         await self._run(_release, row, retry_at)
@@ -209,6 +214,14 @@ def _finish(
         .values(finished_at=utcnow(), payload=None, claim=None, lease_until=None, answer=answer)
     )
     return _claim(connection, row.user_key, lease_s)
+
+
+def _hold(connection: Connection, row: Claimed, answer: str) -> None:
+    connection.execute(
+        update(Inbound)
+        .where(Inbound.id == row.id, Inbound.claim == row.claim, Inbound.finished_at.is_(None))
+        .values(answer=answer)
+    )
 
 
 def _release(connection: Connection, row: Claimed, retry_at: datetime) -> None:

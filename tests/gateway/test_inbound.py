@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import httpx
@@ -242,6 +243,66 @@ def test_ten_messages_alternating_between_two_replicas_are_answered_in_order(
                 replica.stop(("gateway",))
 
 
+def test_a_web_chat_request_gets_the_holding_line_from_the_replica_answering_its_row(
+    rasa, line_api, tmp_path, locales
+):
+    """Past capacity (bot/holding.py) the replica answering a row hands the holding line over
+    through the row to the request waiting in the other replica, then the real answer follows in
+    the later messages."""
+    require_production()
+    rasa.delay = (2.5, 2.5)  # longer than RASA_TIMEOUT_S: every turn is held
+    with postgres_database("inbound_holding") as url:
+        migrate(url)
+        replicas = [gateway_only(tmp_path / name, url, rasa, line_api) for name in ("a", "b")]
+        try:
+            for replica in replicas:
+                replica.extra_env.update(RASA_TIMEOUT_S="1", HOLD_MAX_S="15")
+                replica.start(("gateway",), timeout=120)
+            user = f"web-{uuid.uuid4().hex[:8]}"
+
+            def chat(replica: TestedStack, words: str) -> dict:
+                response = httpx.post(
+                    f"{replica.gateway_url}/webchat/messages",
+                    json={"user": user, "text": words},
+                    timeout=60,
+                )
+                assert response.status_code == 200, response.text
+                return response.json()
+
+            with ThreadPoolExecutor(2) as pool:
+                first = pool.submit(chat, replicas[1], "first")
+                time.sleep(0.3)  # b answers the child's rows: the second waits behind the first
+                started = time.monotonic()
+                second = chat(replicas[0], "second")
+                waited = time.monotonic() - started
+            holding = locales.render("utter_holding", "en", {}).text  # "first" is English
+            for reply in (first.result(), second):
+                assert [(m["sender"], m["text"]) for m in reply["messages"]] == [
+                    ("holding", holding)
+                ]
+            assert waited < 2.5 + 1 + 3  # the first's answer, its own RASA_TIMEOUT_S, a margin
+
+            def later() -> list[tuple[str, str]]:
+                fetched = httpx.get(
+                    f"{replicas[0].gateway_url}/webchat/messages",
+                    params={"user": user, "after": 0},
+                    timeout=30,
+                ).json()["messages"]
+                return [(m["sender"], m["text"]) for m in fetched]
+
+            wait_until(lambda: len(later()) >= 4, 30, "the real answers never came")
+            assert later() == [
+                ("holding", holding),
+                ("bot", "echo: first"),
+                ("holding", holding),
+                ("bot", "echo: second"),
+            ]
+            assert rasa.started == ["first", "second"]  # each sent to Rasa once
+        finally:
+            for replica in replicas:
+                replica.stop(("gateway",))
+
+
 # -- in process: the web chat's order, the fail-safe, pushes --------------------------------------
 
 
@@ -303,7 +364,7 @@ def test_an_event_that_fails_three_times_gets_the_fail_safe_once(
     user, token = new_user(), new_token()
     attempts = []
 
-    async def broken(incoming) -> None:  # noqa: ANN001
+    async def broken(incoming, hold=None) -> None:  # noqa: ANN001 (the router's handle)
         attempts.append(incoming.text)
         raise RuntimeError("a bug on this path")
 

@@ -12,7 +12,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bot.rasa_client import RasaClient, RasaUnavailable
+from bot.health import Health, Refused
+from bot.rasa_client import RasaClient, RasaUnavailable, home
 
 
 class SlowRasa:
@@ -106,3 +107,84 @@ async def _a_late_answer_is_the_fallback_not_a_wait() -> None:
         with pytest.raises(RasaUnavailable, match="TimeoutError"):
             await client.send("a", "hi", "webchat", {})
     assert time.monotonic() - started < 1.5
+
+
+def test_a_turn_sent_first_goes_ahead_of_every_waiting_turn() -> None:
+    asyncio.run(_a_turn_sent_first_goes_ahead_of_every_waiting_turn())
+
+
+async def _a_turn_sent_first_goes_ahead_of_every_waiting_turn() -> None:
+    rasa = SlowRasa(0.2)
+    async with client_of(rasa.webhook, 4.0, 1) as client:
+        turns = [
+            asyncio.create_task(client.send(f"u{i}", f"m{i}", "webchat", {})) for i in range(4)
+        ]
+        await asyncio.sleep(0.05)  # m0 at Rasa, m1 to m3 waiting
+        urgent = asyncio.create_task(client.send("child", "urgent", "webchat", {}, first=True))
+        await asyncio.gather(urgent, *turns)
+    assert rasa.received == ["m0", "urgent", "m1", "m2", "m3"]
+
+
+def test_a_patient_turn_keeps_its_place_past_the_timeout_and_is_sent_once() -> None:
+    asyncio.run(_a_patient_turn_keeps_its_place_past_the_timeout_and_is_sent_once())
+
+
+async def _a_patient_turn_keeps_its_place_past_the_timeout_and_is_sent_once() -> None:
+    rasa = SlowRasa(0.6)
+    async with client_of(rasa.webhook, 0.5, 1) as client:
+        first = asyncio.create_task(client.send("a", "first", "webchat", {}, patience_s=5))
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        answer = await client.send("b", "second", "webchat", {}, patience_s=5)
+        waited = time.monotonic() - started
+        assert (await first)[0].text == "re: first"
+    assert answer[0].text == "re: second"
+    assert 0.9 < waited < 2.0  # behind the first, longer than the 0.5 s timeout, not refused
+    assert rasa.received == ["first", "second"]
+
+
+def test_a_waiting_turn_learns_when_its_own_server_is_known_down() -> None:
+    asyncio.run(_a_waiting_turn_learns_when_its_own_server_is_known_down())
+
+
+async def _a_waiting_turn_learns_when_its_own_server_is_known_down() -> None:
+    """RasaClient.down (bot/holding.py gives up a held turn when it returns): for a turn at a
+    server once that server is known down, not for one at the other server."""
+    refused = asyncio.Event()
+
+    async def first_server() -> None:
+        if refused.is_set():
+            raise Refused("ConnectError")
+
+    async def up() -> None:
+        return None
+
+    health = Health({"rasa": first_server, "rasa2": up, "actions": up})
+    await health.probe_all()
+    hung, fine = SlowRasa(30), SlowRasa(30)
+    apps = [web.Application(), web.Application()]
+    for app, rasa in zip(apps, (hung, fine), strict=True):
+        app.router.add_post("/webhooks/rest/webhook", rasa.webhook)
+    async with (
+        TestServer(apps[0], host="127.0.0.1") as one,
+        TestServer(apps[1], host="127.0.0.1") as two,
+    ):
+        urls = (str(one.make_url("")), str(two.make_url("")))
+        async with RasaClient(urls, 1.0, 1, health) as client:
+            at_one = next(f"a{n}" for n in range(100) if home(f"a{n}", 2) == 0)
+            at_two = next(f"b{n}" for n in range(100) if home(f"b{n}", 2) == 1)
+            turns = [
+                asyncio.create_task(client.send(s, "hi", "webchat", {}, patience_s=30))
+                for s in (at_one, at_two)
+            ]
+            downs = [asyncio.create_task(client.down(s)) for s in (at_one, at_two)]
+            await asyncio.sleep(0.3)
+            assert not any(d.done() for d in downs)  # both servers are up
+            refused.set()
+            await health.probe("rasa")
+            await asyncio.sleep(0.05)
+            assert downs[0].done() and not downs[1].done()
+            for task in (*turns, downs[1]):
+                task.cancel()
+            await asyncio.gather(*turns, downs[1], return_exceptions=True)
+    assert hung.received == ["hi"] and fine.received == ["hi"]  # each turn at its own server

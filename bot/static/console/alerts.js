@@ -27,6 +27,9 @@ async function loadHealth() {
 
 function renderHealth() {
   const h = app.health;
+  // Overloaded: how many turns of the last minutes got the holding line first (bot/holding.py).
+  show($("overloaded"), Boolean(h && h.overloaded));
+  if (h && h.overloaded) $("overloaded-text").textContent = t("console_overloaded", h.overload);
   show($("degraded"), Boolean(h && h.degraded));
   if (!h || !h.degraded) return;
   const parts = (h.down || []).map((name) => optional("console_part_" + name) || name).join(", ");

@@ -14,7 +14,7 @@ function isMine() {
 }
 
 function senderLabel(sender) {
-  const name = sender === "fallback" ? "bot" : sender;
+  const name = sender === "fallback" || sender === "holding" ? "bot" : sender;
   return optional("console_sender_" + name) || t("console_sender_" + (name === "child" ? "user" : name));
 }
 
