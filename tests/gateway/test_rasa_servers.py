@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -106,5 +107,10 @@ def test_a_dead_servers_children_go_on_with_the_other_and_their_conversation(two
             assert real(say(client, user, "where can i report this")), user
     for user in users:
         assert tracker_texts(two, two.rasa_port, user) == ["hi", "where can i report this"]
-    parts = httpx.get(f"{two.gateway_url}/healthz", timeout=10).json()["parts"]
+    deadline = time.monotonic() + 30  # the gateway probes every few seconds
+    while True:
+        parts = httpx.get(f"{two.gateway_url}/healthz", timeout=10).json()["parts"]
+        if parts["rasa2"]["state"] == "down" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert parts["rasa2"]["state"] == "down" and parts["rasa"]["state"] == "up"
