@@ -228,10 +228,9 @@ SIZING_CHILDREN = (50, 100, 200, 500, 1000, 2000, 5000)
 
 def sizing(report: dict[str, Any]) -> dict[str, Any]:
     """What one replica (this stack on this machine) carries with turn p95 within a second and
-    no fail-safe answers: the highest such level's real answers per second, and the children at a
-    person's pace that is (answers/s times the seconds between one child's turns: the mean pause
-    plus the turn itself); then replicas for some numbers of children. A lower bound when the
-    highest level measured still met the limit (the replica was not yet full)."""
+    no fail-safe answers: the highest such level, its children at a person's pace and their real
+    answers per second; then replicas for some numbers of children. Measured, not extrapolated: a
+    lower bound when the highest level run still met the limit (the replica was not yet full)."""
     passing = [
         level
         for level, turn in report["turn_ms"].items()
@@ -247,8 +246,7 @@ def sizing(report: dict[str, Any]) -> dict[str, Any]:
         return {"p95_limit_ms": P95_LIMIT_MS, "mean_think_s": mean_think_s, "level": None}
     level = max(passing, key=int)
     answers_per_s = report["bot_answer_throughput"][level]
-    between_turns_s = mean_think_s + report["turn_ms"][level]["p50"] / 1000
-    children = answers_per_s * between_turns_s
+    children = float(level)
     return {
         "p95_limit_ms": P95_LIMIT_MS,
         "level": int(level),

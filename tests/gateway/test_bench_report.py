@@ -77,11 +77,11 @@ def test_throughput_target_is_a_floor_and_the_others_ceilings() -> None:
 def test_sizing_uses_the_highest_level_within_a_second_and_without_fail_safes() -> None:
     full = sizing(_report(p95_200=900, answers_200=24.0, fallbacks_200=0))
     assert full["level"] == 200 and full["lower_bound"]
-    assert full["children_per_replica"] == pytest.approx(24.0 * (7.5 + 0.5))
-    assert full["replicas_for"]["1000"] == 6  # 1000 / 192, rounded up
+    assert full["children_per_replica"] == 200 and full["answers_per_s"] == 24.0
+    assert full["replicas_for"]["1000"] == 5 and full["replicas_for"]["500"] == 3
     overloaded = sizing(_report(p95_200=900, answers_200=20.0, fallbacks_200=3))
     assert overloaded["level"] == 50 and not overloaded["lower_bound"]
-    assert overloaded["answers_per_s"] == 6.4
+    assert overloaded["answers_per_s"] == 6.4 and overloaded["children_per_replica"] == 50
 
 
 def test_burst_counts_what_each_turn_ended_with() -> None:
