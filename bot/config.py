@@ -19,6 +19,12 @@ DEV_USER_ID_SECRET = "dev-only-user-id-secret"
 WEBCHAT_EXIT_URL = "https://www.google.com/search?q=weather"
 
 
+def rasa_parts(count: int) -> list[str]:
+    """The names of `count` Rasa servers, in RASA_URL's order: "rasa", then "rasa2", "rasa3"...
+    The gateway's health parts and scripts/stack.py's processes are both named so."""
+    return ["rasa", *(f"rasa{number}" for number in range(2, count + 1))]
+
+
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
     return value or default

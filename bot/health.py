@@ -32,7 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bot.background import background
-from bot.config import Settings
+from bot.config import Settings, rasa_parts
 from bot.store.models import as_utc, utcnow
 
 log = logging.getLogger(__name__)
@@ -40,11 +40,6 @@ log = logging.getLogger(__name__)
 UP, DOWN, UNKNOWN = "up", "down", "unknown"
 FAILURES_TO_DOWN = 2
 BEHIND_RASA = ("rasa", "actions")  # a turn sent while one of these is down cannot be answered
-
-
-def rasa_parts(count: int) -> list[str]:
-    """The parts' names of `count` Rasa servers: "rasa", then "rasa2", "rasa3"..."""
-    return ["rasa", *(f"rasa{number}" for number in range(2, count + 1))]
 
 
 def _is_rasa(name: str) -> bool:

@@ -36,7 +36,8 @@ from typing import Any
 
 import aiohttp
 
-from bot.health import Health, rasa_parts
+from bot.config import rasa_parts
+from bot.health import Health
 from bot.message import Button, Outgoing
 from bot.slots import Slots
 

@@ -389,8 +389,10 @@ class Stack:
 
     @property
     def rasa_names(self) -> list[str]:
-        """Named as the gateway's health parts are (bot/health.py `rasa_parts`)."""
-        return ["rasa", *(f"rasa{number}" for number in range(2, len(self.rasa_ports) + 1))]
+        # Imported here: deploy/endpoints.py imports this module in the engine image, without bot/.
+        from bot.config import rasa_parts
+
+        return rasa_parts(len(self.rasa_ports))
 
     @property
     def names(self) -> tuple[str, ...]:
