@@ -32,26 +32,25 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
-def rss_mb(pids: list[int]) -> float:
+def _sum_kb_mb(pids: list[int], file: str, key: str) -> float:
+    """The sum over `pids` of the kB line `key` of /proc/<pid>/`file`, in MB."""
     total_kb = 0
     for pid in pids:
         with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
+                if line.startswith(key):
                     total_kb += int(line.split()[1])
     return total_kb / 1024
+
+
+def rss_mb(pids: list[int]) -> float:
+    return _sum_kb_mb(pids, "status", "VmRSS:")
 
 
 def pss_mb(pids: list[int]) -> float:
     """Proportional set size: a page shared by n processes counts 1/n in each (the two Rasa
     servers map the same TensorFlow libraries, about 250 MB, which RSS counts in full in both)."""
-    total_kb = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total_kb += int(line.split()[1])
-    return total_kb / 1024
+    return _sum_kb_mb(pids, "smaps_rollup", "Pss:")
 
 
 def cpu_s(pids: list[int]) -> float:
