@@ -99,7 +99,7 @@ def test_every_prediction_is_rasas_own(agent, monkeypatch: pytest.MonkeyPatch) -
     assert 0 < skipped < checked  # both paths taken: TED is still asked when it matters
 
 
-def test_a_listen_after_a_rule_turn_skips_ted(agent) -> None:
+def test_only_the_next_action_prediction_is_planned(agent) -> None:
     runner = agent.processor.graph_runner
     target = agent.processor.model_metadata.core_target
     plan = sure_predictions._plan(runner, [target])
