@@ -34,6 +34,7 @@ from bot.router import Router
 from bot.security import SecurityHeaders
 from bot.store.db import make_engine, make_sessionmaker
 from bot.store.retention import Retention
+from bot.store.steps import Steps
 from bot.untrusted import BodyLimit
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
         sessions = make_sessionmaker(engine)
+        steps = Steps(engine)
         async with (
             httpx.AsyncClient() as client,
             monitoring(settings, sessions) as health,
@@ -84,10 +86,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             state = app.state
             state.settings = settings
             state.sessions = sessions
+            state.steps = steps
             state.health = health
             state.locales = Locales(settings.locales_dir)
             state.addresses = AddressBook(settings.user_id_secret)
-            state.inbox = Inbox(state.sessions, state.addresses)
+            state.inbox = Inbox(steps, state.addresses)
             state.inbox.register(webchat.CHANNEL, webchat.WebChat(state))
             for channel in channels:
                 state.inbox.register(channel.name, channel)
@@ -104,6 +107,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             state.retention = Retention(state.sessions, tracker, settings.retention_days)
             state.router = Router(
                 state.sessions,
+                steps,
                 rasa,
                 state.locales,
                 state.handoff,
@@ -126,6 +130,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 yield
             await state.inbox.drain()
             await tracker.dispose()
+        steps.close()
         await engine.dispose()
 
     channels = platforms.enabled(settings)

@@ -28,12 +28,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-
 from bot.address import AddressBook
 from bot.background import background
 from bot.store import inbound
 from bot.store.models import utcnow
+from bot.store.steps import Steps
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +82,12 @@ class Answers(Protocol):
 class Inbox:
     def __init__(
         self,
-        sessions: async_sessionmaker,
+        steps: Steps,
         addresses: AddressBook,
         lease_s: float = LEASE_S,
         sweep_every_s: float = SWEEP_EVERY_S,
     ) -> None:
-        self._store = inbound.InboundStore(sessions)
+        self._store = inbound.InboundStore(steps)
         self._seal = addresses
         self._lease_s = lease_s
         self._sweep_every_s = sweep_every_s
@@ -113,17 +112,31 @@ class Inbox:
                 yield
         finally:
             await self.drain()
-            self._store.close()
 
     # -- in ------------------------------------------------------------------------------------
 
     async def accept(self, channel: str, events: list[tuple[str, Event]]) -> list[int]:
         """Writes (user key, event) rows and starts answering them; returns the new rows' ids.
-        When this returns, the events are kept: the platform may be told so."""
+        When this returns, the events are kept: the platform may be told so. A user with new rows
+        whom no worker of this process answers has their oldest row claimed in the same step."""
         rows = [(e.event_id, user, self._seal.seal(json.dumps(asdict(e)))) for user, e in events]
-        written = await self._store.write(channel, rows)
+        users = list(dict.fromkeys(user for user, _ in events))
+        idle = [user for user in users if user not in self._working]
+        self._working.update(idle)  # theirs are claimed below: no other worker may start
+        try:
+            written, claimed = await self._store.write(channel, rows, idle, self._lease_s)
+        except BaseException:
+            self._working.difference_update(idle)
+            raise
+        for user in idle:
+            row = claimed.get(user)
+            if row is not None or user in self._again:
+                self._launch(user, row)
+            else:  # nothing new of theirs, or another worker holds it
+                self._working.discard(user)
         for user in dict.fromkeys(user for _, user in written):
-            self._start(user)
+            if user not in idle:
+                self._start(user)
         return [row_id for row_id, _ in written]
 
     async def answer(
@@ -180,16 +193,21 @@ class Inbox:
             self._again.add(user)
             return
         self._working.add(user)
-        task = asyncio.get_running_loop().create_task(self._work(user))
+        self._launch(user, None)
+
+    def _launch(self, user: str, row: inbound.Claimed | None) -> None:
+        """A worker for `user`, already marked working; `row`: theirs, claimed already."""
+        task = asyncio.get_running_loop().create_task(self._work(user, row))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _work(self, user: str) -> None:
+    async def _work(self, user: str, row: inbound.Claimed | None) -> None:
         """Answers this user's rows in order for as long as there are any to claim."""
         try:
             while True:
                 self._again.discard(user)
-                row = await self._store.claim(user, self._lease_s)
+                if row is None:
+                    row = await self._store.claim(user, self._lease_s)
                 while row is not None:
                     row = await self._answer(row)
                 if user not in self._again:

@@ -6,14 +6,11 @@ Past capacity a turn may get the holding line first, and its answer later (bot/h
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import re
-from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bot import failsafe, forget
@@ -24,11 +21,13 @@ from bot.holding import HOLD_MAX_S, Abandoned, Hold, HoldingRate, answered_or_he
 from bot.language import reply_language, written
 from bot.locales import Locales
 from bot.message import Incoming, Outgoing
+from bot.nlg import KNOWN
 from bot.rasa_client import RasaClient, RasaUnavailable
 from bot.ratelimit import RateLimiter
-from bot.store.conversations import adopt_language, get_or_create, language_of
-from bot.store.models import Conversation, Message
+from bot.store import turns
+from bot.store.conversations import language_of
 from bot.store.retention import Retention
+from bot.store.steps import Steps
 from bot.untrusted import valid_text
 
 log = logging.getLogger(__name__)
@@ -55,6 +54,7 @@ class Router:
     def __init__(
         self,
         sessions: async_sessionmaker,
+        steps: Steps,
         rasa: RasaClient,
         locales: Locales,
         handoff: Handoff,
@@ -67,6 +67,7 @@ class Router:
     ) -> None:
         """`hold_after_s` (RASA_TIMEOUT_S) and `hold_max_s`: bot/holding.py."""
         self._sessions = sessions
+        self._steps = steps  # a turn's own records (bot/store/turns.py)
         self._rasa = rasa
         self._locales = locales
         self._handoff = handoff
@@ -86,63 +87,31 @@ class Router:
         text = _INVISIBLE.sub(" ", valid_text(incoming.text)).strip()[: self._max_text_chars]
         if forget.erases(incoming, text):
             return await self._erase(incoming)
-        async with self._sessions() as session:
-            conversation = await get_or_create(session, incoming.user_key, incoming.channel)
-        # The child's words are written while Rasa thinks (make bench: the write is a few ms of
-        # every turn), and always before anything else may read this turn: a counsellor's
-        # console, a handoff summary, the answer's own rows.
+        # The child's words are written first, in one step with finding their conversation:
+        # before anything may read this turn (a counsellor's console, a handoff summary).
         heard = written(text)
-        first = heard if conversation.language is None else None
-        words = asyncio.ensure_future(
-            self._store_words(conversation.id, incoming.kind, text, first)
+        conversation = await self._steps.run(
+            turns.open_turn, incoming.user_key, incoming.channel, incoming.kind, text, heard
         )
-        try:
-            language = self._language(heard, conversation.language, incoming)
-            if forget.wanted(text):
-                await words
-                handoff_open = conversation.mode != "bot"
-                answer = self._forget.answer(text, language, incoming.channel, handoff_open)
-                messages, sender, held = [answer], "bot", False
-            else:
-                messages, sender, held = await self._answer(
-                    conversation, incoming, text, language, words, hold
-                )
-        finally:
-            await words
-
-        async with self._sessions() as session:
-            rows = stored(conversation.id, sender, messages)
-            session.add_all(rows)
-            await session.flush()
-            mode, known = (
-                await session.execute(
-                    select(Conversation.mode, Conversation.language).where(
-                        Conversation.id == conversation.id
-                    )
-                )
-            ).one()
-            await session.commit()
+        language = self._language(heard, conversation.language, incoming)
+        if forget.wanted(text):
+            handoff_open = conversation.mode != "bot"
+            answer = self._forget.answer(text, language, incoming.channel, handoff_open)
+            messages, sender, held = [answer], "bot", False
+        else:
+            messages, sender, held = await self._answer(
+                conversation, incoming, text, language, hold
+            )
+        closed = await self._steps.run(turns.close_turn, conversation.id, sender, messages)
         return Reply(
             messages=[
-                replace(m, cursor=row.id, sender=sender)
-                for m, row in zip(messages, rows, strict=True)
+                replace(m, cursor=row_id, sender=sender)
+                for m, row_id in zip(messages, closed.ids, strict=True)
             ],
-            mode=mode,
-            language=known or language,
+            mode=closed.mode,
+            language=closed.language or language,
             held=held,
         )
-
-    async def _store_words(
-        self, conversation_id: int, kind: str, text: str, language: str | None
-    ) -> None:
-        """The child's words, and (`language`) the language they first wrote in."""
-        async with self._sessions() as session:
-            session.add(
-                Message(conversation_id=conversation_id, sender="user", kind=kind, text=text)
-            )
-            if language is not None:
-                await adopt_language(session, conversation_id, language)
-            await session.commit()
 
     async def _erase(self, incoming: Incoming) -> Reply:
         """Erases the user's data and says so. Nothing of this turn is stored: the conversation
@@ -162,18 +131,15 @@ class Router:
 
     async def _answer(
         self,
-        conversation: Conversation,
+        conversation: turns.Opened,
         incoming: Incoming,
         text: str,
         language: str,
-        words: Awaitable[None],
         hold: Hold | None,
     ) -> tuple[list[Outgoing], str, bool]:
         """Who answers and what: a person's case while one is open, else Rasa, else the fallback;
-        and whether the holding line went first. Only Rasa is asked before the child's `words`
-        are stored."""
+        and whether the holding line went first."""
         if conversation.mode != "bot":
-            await words
             answer = await self._handoff.from_child(conversation.id, text, incoming.kind, language)
             if answer is not None:
                 return answer, "system", False
@@ -188,12 +154,11 @@ class Router:
             return await self._handoff.helped(conversation.id, text, language), "system", False
         if not self._user_limit.hit(incoming.user_key):  # bot/ratelimit.py: before Rasa only
             return [self._locales.say("utter_rate_limited", language)], "bot", False
-        answered, held = await self._from_rasa(conversation, incoming, text, language, words, hold)
+        answered, held = await self._from_rasa(conversation, incoming, text, language, hold)
         messages = answered or []
         if answered is None and text == failsafe.PERSON:  # the fallback's button, without Rasa
             summary = failsafe.handoff_summary(language)
             messages = [Outgoing(text="", custom={"handoff": summary})]
-        await words
         resolved: list[Outgoing] = []
         for message in messages:
             handoff = (message.custom or {}).get("handoff")
@@ -210,11 +175,10 @@ class Router:
 
     async def _from_rasa(
         self,
-        conversation: Conversation,
+        conversation: turns.Opened,
         incoming: Incoming,
         text: str,
         language: str,
-        words: Awaitable[None],
         hold: Hold | None,
     ) -> tuple[list[Outgoing] | None, bool]:
         """Rasa's answer (None: none came), and whether the holding line went first
@@ -233,14 +197,14 @@ class Router:
             nonlocal held
             held = True
             self.holding.held()
-            await words  # the child's words are stored before anything said after them
             await hold(await self._holding_line(conversation.id, language))
 
+        known = conversation.language or written(text)  # as open_turn left it
         send = self._rasa.send(
             incoming.user_key,
             text,
             incoming.channel,
-            incoming.metadata,
+            {**incoming.metadata, KNOWN: known},
             patience_s=self._hold_max_s if holds else None,
             first=first,
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,25 +24,6 @@ async def get_or_create(session: AsyncSession, user_key: str, channel: str) -> C
     except IntegrityError:
         found = await session.scalar(query)
     return found
-
-
-async def set_language(session: AsyncSession, user_key: str, language: str) -> None:
-    await session.execute(
-        update(Conversation)
-        .where(Conversation.user_key == user_key, Conversation.language.is_distinct_from(language))
-        .values(language=language)
-    )
-
-
-async def adopt_language(session: AsyncSession, conversation_id: int, language: str) -> None:
-    """The language a child first writes in becomes the conversation's, so what is answered
-    without Rasa's /nlg (a handoff's words, the fail-safe, a button) is in it too; a language
-    already known is never overwritten here (bot/nlg.py keeps it current)."""
-    await session.execute(
-        update(Conversation)
-        .where(Conversation.id == conversation_id, Conversation.language.is_(None))
-        .values(language=language)
-    )
 
 
 async def language_of(session: AsyncSession, user_key: str) -> str | None:

@@ -5,43 +5,24 @@ unfinished one: the claim is one conditional UPDATE, so of two replicas claiming
 one wins (on PostgreSQL the loser waits for the row, then finds the lease taken), and a worker that
 died lets go when its lease runs out.
 
-Each step is one short transaction. Writing the events is the one database step before a
-platform's 200 (make bench: LINE's acknowledgement p99). On SQLite every statement of an async
-session is a hop to aiosqlite's thread and back, four or five a commit, each waiting for a busy
-CPU, and the file's one write lock is held across them: so on SQLite each step runs whole on a
-thread of the inbox's own (one hop, the lock held for microseconds). PostgreSQL needs no thread.
+Each step is one short transaction (bot/store/steps.py). Writing the events is the one database
+step before a platform's 200 (make bench: LINE's acknowledgement p99).
 """
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
 
-from sqlalchemy import (
-    Connection,
-    Delete,
-    create_engine,
-    delete,
-    event,
-    func,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import Connection, Delete, bindparam, delete, func, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from bot.store.db import sqlite_pragmas
 from bot.store.models import Inbound, utcnow
+from bot.store.steps import Steps
 
 MAX_EVENT_ID = 128
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -63,26 +44,24 @@ class Outcome:
 
 
 class InboundStore:
-    def __init__(self, sessions: async_sessionmaker) -> None:
-        self._engine: AsyncEngine = sessions.kw["bind"]
-        self.sqlite = self._engine.dialect.name == "sqlite"
-        if self.sqlite:
-            self._sync = create_engine(
-                self._engine.url.set(drivername="sqlite"), connect_args={"timeout": 30}
-            )
-            event.listen(self._sync, "connect", sqlite_pragmas)
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix="inbound")
+    def __init__(self, steps: Steps) -> None:
+        self._run = steps.run
+        self.sqlite = steps.sqlite
 
-    def close(self) -> None:
-        if self.sqlite:
-            self._thread.shutdown()
-            self._sync.dispose()
-
-    async def write(self, channel: str, rows: list[tuple[str, str, str]]) -> list[tuple[int, str]]:
-        """Writes (event id, user key, sealed payload) rows in one statement and commits;
-        returns (id, user key) of the rows that are new. An id already written (a redelivery)
-        is skipped."""
-        return await self._run(_write, channel, rows) if rows else []
+    async def write(
+        self,
+        channel: str,
+        rows: list[tuple[str, str, str]],
+        claim_for: list[str] | None = None,
+        lease_s: float = 0.0,
+    ) -> tuple[list[tuple[int, str]], dict[str, Claimed]]:
+        """Writes (event id, user key, sealed payload) rows in one statement; returns (id, user
+        key) of the rows that are new (an id already written, a redelivery, is skipped). In the
+        same transaction it claims the oldest unfinished row of each user in `claim_for` with a new
+        row (as `claim`), so the first step of answering costs no step of its own."""
+        if not rows:
+            return [], {}
+        return await self._run(_write, channel, rows, claim_for or [], lease_s)
 
     async def claim(self, user_key: str, lease_s: float) -> Claimed | None:
         """The user's oldest unfinished row, now held by the caller; None when there is none or
@@ -123,18 +102,6 @@ class InboundStore:
         """Whether a row is answered, and the answer kept for it; None when it is gone."""
         return await self._run(_outcome, row_id)
 
-    async def _run(self, step: Callable[..., T], *args: Any) -> T:
-        """One step as one transaction: on the inbox's thread (SQLite), or in the event loop."""
-        if self.sqlite:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._thread, self._in_thread, step, args)
-        async with self._engine.begin() as connection:
-            return await connection.run_sync(step, *args)
-
-    def _in_thread(self, step: Callable[..., T], args: tuple[Any, ...]) -> T:
-        with self._sync.begin() as connection:
-            return step(connection, *args)
-
 
 def new_claim() -> str:
     return secrets.token_hex(16)
@@ -158,10 +125,53 @@ async def forget(session: AsyncSession, user_key: str) -> None:
 
 
 # -- the steps, each run as one transaction -------------------------------------------------------
+# The statements on every turn's path are built once: building one costs more than running it
+# (make bench: ~70 µs of a ~100 µs step).
+
+# ON CONFLICT as text: SQLAlchemy never caches its dialects' own INSERT (compiled anew each time,
+# most of this step's cost); the statement is the same on SQLite and PostgreSQL.
+_INSERT = text(
+    "INSERT INTO inbound (channel, event_id, user_key, payload, attempts, created_at)"
+    " VALUES (:channel, :event_id, :user_key, :payload, 0, :created_at)"
+    " ON CONFLICT (channel, event_id) DO NOTHING RETURNING id, user_key"
+).bindparams(bindparam("created_at", type_=Inbound.__table__.c.created_at.type))
+_CLAIM = (
+    update(Inbound)
+    .where(
+        Inbound.id
+        == select(func.min(Inbound.id))
+        .where(Inbound.user_key == bindparam("b_user"), Inbound.finished_at.is_(None))
+        .scalar_subquery(),
+        Inbound.finished_at.is_(None),
+        or_(Inbound.lease_until.is_(None), Inbound.lease_until < bindparam("b_now")),
+    )
+    .values(
+        claim=bindparam("b_claim"),
+        lease_until=bindparam("b_until"),
+        attempts=Inbound.attempts + 1,
+    )
+    .returning(Inbound.id, Inbound.channel, Inbound.payload, Inbound.attempts)
+)
+_FINISH = (
+    update(Inbound)
+    .where(Inbound.id == bindparam("b_id"), Inbound.claim == bindparam("b_claim"))
+    .values(
+        finished_at=bindparam("b_now"),
+        payload=None,
+        claim=None,
+        lease_until=None,
+        answer=bindparam("b_answer"),
+    )
+)
 
 
-def _write(connection: Connection, channel: str, rows: list[tuple[str, str, str]]) -> list:
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[connection.dialect.name]
+def _write(
+    connection: Connection,
+    channel: str,
+    rows: list[tuple[str, str, str]],
+    claim_for: list[str],
+    lease_s: float,
+) -> tuple[list[tuple[int, str]], dict[str, Claimed]]:
     now = utcnow()
     values = {
         event_id[:MAX_EVENT_ID]: {
@@ -169,36 +179,31 @@ def _write(connection: Connection, channel: str, rows: list[tuple[str, str, str]
             "event_id": event_id[:MAX_EVENT_ID],
             "user_key": user,
             "payload": payload,
-            "attempts": 0,
             "created_at": now,
         }
         for event_id, user, payload in rows
     }
-    statement = (
-        insert(Inbound)
-        .values(list(values.values()))
-        .on_conflict_do_nothing(index_elements=["channel", "event_id"])
-        .returning(Inbound.id, Inbound.user_key)
+    written = sorted(
+        (row.id, row.user_key)
+        for value in values.values()
+        for row in connection.execute(_INSERT, value)
     )
-    return sorted((row.id, row.user_key) for row in connection.execute(statement))
+    new = {user for _, user in written}
+    claims = {user: _claim(connection, user, lease_s) for user in claim_for if user in new}
+    return written, {user: row for user, row in claims.items() if row is not None}
 
 
 def _claim(connection: Connection, user_key: str, lease_s: float) -> Claimed | None:
     now = utcnow()
     token = new_claim()
     row = connection.execute(
-        update(Inbound)
-        .where(
-            Inbound.id == _oldest(user_key),
-            Inbound.finished_at.is_(None),
-            or_(Inbound.lease_until.is_(None), Inbound.lease_until < now),
-        )
-        .values(
-            claim=token,
-            lease_until=now + timedelta(seconds=lease_s),
-            attempts=Inbound.attempts + 1,
-        )
-        .returning(Inbound.id, Inbound.channel, Inbound.payload, Inbound.attempts)
+        _CLAIM,
+        {
+            "b_user": user_key,
+            "b_now": now,
+            "b_claim": token,
+            "b_until": now + timedelta(seconds=lease_s),
+        },
     ).first()
     if row is None:
         return None
@@ -209,9 +214,7 @@ def _finish(
     connection: Connection, row: Claimed, answer: str | None, lease_s: float
 ) -> Claimed | None:
     connection.execute(
-        update(Inbound)
-        .where(Inbound.id == row.id, Inbound.claim == row.claim)
-        .values(finished_at=utcnow(), payload=None, claim=None, lease_until=None, answer=answer)
+        _FINISH, {"b_id": row.id, "b_claim": row.claim, "b_now": utcnow(), "b_answer": answer}
     )
     return _claim(connection, row.user_key, lease_s)
 

@@ -24,6 +24,7 @@ from bot.store.conversations import get_or_create
 from bot.store.db import make_engine, make_sessionmaker
 from bot.store.handoff_models import Case
 from bot.store.models import Conversation, utcnow
+from bot.store.steps import Steps
 from tests.gateway.conftest import migrate, told
 
 SUMMARY = {"language": "th", "role": "child", "topics": ["sextortion"], "urgent": True}
@@ -41,8 +42,10 @@ def world(tmp_path, locales) -> Iterator:
     handoff = Handoff(sessions, locales, settings, Relay(sessions, {}), Events())
     # Rasa is never reached here: the answer to "did this help?" is the handoff's.
     rasa = RasaClient(("http://127.0.0.1:9",), 1.0)
-    router = Router(sessions, rasa, locales, handoff, "th")
+    steps = Steps(engine)
+    router = Router(sessions, steps, rasa, locales, handoff, "th")
     yield loop.run_until_complete, handoff, router, sessions
+    steps.close()
     loop.run_until_complete(engine.dispose())
     loop.close()
 

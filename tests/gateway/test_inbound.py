@@ -35,6 +35,7 @@ from bot.store.conversations import get_or_create
 from bot.store.db import make_engine, make_sessionmaker
 from bot.store.models import Inbound, Message, utcnow
 from bot.store.retention import Retention
+from bot.store.steps import Steps
 from tests.gateway.conftest import (
     LINE_SECRET,
     LINE_TOKEN,
@@ -478,12 +479,13 @@ def test_the_inbox_keeps_no_words_once_answered_and_is_purged_and_erased(databas
         sessions = make_sessionmaker(engine)
         retention = Retention(sessions, None, 30)
         child, other = f"line-{uuid.uuid4().hex[:10]}", f"line-{uuid.uuid4().hex[:10]}"
-        store = inbound.InboundStore(sessions)
+        steps = Steps(engine)
+        store = inbound.InboundStore(steps)
         try:
             rows = [(f"e{i}-{child}", child, f"sealed words {i}") for i in range(3)]
-            written = await store.write("line", rows)
+            written, _ = await store.write("line", rows)
             assert [user for _, user in written] == [child] * 3
-            assert await store.write("line", rows[:1]) == []  # a redelivery
+            assert await store.write("line", rows[:1]) == ([], {})  # a redelivery
             await store.write("line", [(f"x-{other}", other, "other words")])
 
             answered = await store.claim(child, 20)
@@ -509,7 +511,7 @@ def test_the_inbox_keeps_no_words_once_answered_and_is_purged_and_erased(databas
             async with sessions() as session:
                 assert (await session.scalars(select(Inbound.id))).all() == []
         finally:
-            store.close()
+            steps.close()
             await engine.dispose()
 
     asyncio.run(scenario())

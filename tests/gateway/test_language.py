@@ -7,14 +7,17 @@ import dataclasses
 from types import SimpleNamespace
 
 import pytest
+from sqlalchemy import create_engine, insert, select
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from bot.config import Settings
 from bot.language import base, reply_language, written
-from bot.nlg import nlg_endpoint
+from bot.nlg import KNOWN, nlg_endpoint
 from bot.store.db import make_engine, make_sessionmaker
+from bot.store.models import Conversation
+from bot.store.steps import Steps
 from tests.gateway.conftest import migrate
 
 SPEAKS = ("en", "th")
@@ -55,6 +58,24 @@ def nlg(tmp_path, locales):
     engine = make_engine(url)
     app.state.settings, app.state.locales = settings, locales
     app.state.sessions = make_sessionmaker(engine)
+    app.state.steps = Steps(engine)
+    rows = create_engine(url)
+
+    def start(language: str) -> None:
+        """The gateway's row for the sender, in `language`."""
+        with rows.begin() as connection:
+            connection.execute(
+                insert(Conversation).values(
+                    user_key="u1", channel="webchat", mode="bot", language=language
+                )
+            )
+
+    def stored() -> str | None:
+        with rows.connect() as connection:
+            return connection.scalar(
+                select(Conversation.language).where(Conversation.user_key == "u1")
+            )
+
     with TestClient(app) as client:
 
         def say(latest: dict, slots: dict) -> str:
@@ -64,7 +85,14 @@ def nlg(tmp_path, locales):
             assert response.status_code == 200, response.text
             return response.json()["text"]
 
-        yield SimpleNamespace(say=say, thanks=lambda lang: locales.text("utter_thanks", lang))
+        yield SimpleNamespace(
+            say=say,
+            thanks=lambda lang: locales.text("utter_thanks", lang),
+            start=start,
+            stored=stored,
+        )
+    app.state.steps.close()
+    rows.dispose()
 
 
 def test_rasa_sentences_follow_the_rule(nlg):
@@ -77,3 +105,17 @@ def test_rasa_sentences_follow_the_rule(nlg):
     assert nlg.say({"text": "/affirm"}, {"language": "en"}) == nlg.thanks("en")
     assert nlg.say({"text": "/affirm"}, {}) == nlg.thanks("th")  # nothing known: the default
     assert nlg.say({"text": "👍"}, {"language": "th"}) == nlg.thanks("th")
+
+
+def test_the_language_sent_with_the_words_spares_a_read_and_a_change_is_kept(nlg):
+    """The gateway sends the conversation's language with the words (bot/router.py), so a
+    sentence needs no read of its row; a message that did not come through the gateway has the
+    row read. Either way a new language is kept for the fallbacks."""
+    nlg.start("en")
+    assert nlg.say({"text": "/affirm"}, {}) == nlg.thanks("en")  # read from the row
+    told = {"text": "/affirm", "metadata": {KNOWN: "th"}}
+    assert nlg.say(told, {}) == nlg.thanks("th")  # what came with the words, not the row
+    assert nlg.stored() == "en"  # nothing changed for the sentence: nothing written
+    changed = {"text": "ขอบคุณค่ะ", "metadata": {KNOWN: "en"}}
+    assert nlg.say(changed, {}) == nlg.thanks("th")
+    assert nlg.stored() == "th"
