@@ -32,6 +32,8 @@ The first two showed in `make bench` (README "Benchmarks") as most of Rasa's CPU
 7. Rasa runs TED's neural network for every prediction, several a turn, even when the rules or
    the memorised stories are sure and TED's answer cannot be picked: scripts/sure_predictions.py
    runs it only when it can matter.
+8. Rasa runs its graphs through dask's scheduler, which orders the whole graph anew at every run:
+   scripts/plain_graph_run.py runs the same tasks depth first.
 
 Run with the engine's Python from the project root: `python -m scripts.rasa_server run ...`
 takes the same arguments as `rasa`.
@@ -60,7 +62,7 @@ from sqlalchemy import event  # noqa: E402
 from sqlalchemy.engine import Engine, make_url  # noqa: E402
 from sqlalchemy.pool import QueuePool  # noqa: E402
 
-from scripts import sure_predictions, tracker_cache  # noqa: E402
+from scripts import plain_graph_run, sure_predictions, tracker_cache  # noqa: E402
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 KEEP_IDLE_S = 2.0
@@ -166,6 +168,7 @@ def main() -> None:
     EndpointConfig.session = kept_session
     tracker_cache.install()
     sure_predictions.install()
+    plain_graph_run.install()
     event.listen(Engine, "connect", sqlite_pragmas)
     jsonschema.validate = validate
     callback.nlg_request_format = nlg_request
