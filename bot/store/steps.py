@@ -99,4 +99,3 @@ def _in_the_loop(connection, record) -> None:  # noqa: ANN001 (DB-API connection
     cursor = connection.cursor()
     cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
-

@@ -193,8 +193,8 @@ def build_report(
 
 
 def acceptance(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Issue 16's targets, each with the measured value, how it is compared and whether it is met
-    (None: not measured in this run)."""
+    """The targets (issue 16's, and issue 8's gateway overhead), each with the measured value, how
+    it is compared and whether it is met (None: not measured in this run)."""
 
     def at(table: dict[str, Any], level: str, key: str | None = None) -> Any:
         value = table.get(level)

@@ -8,22 +8,12 @@ import asyncio
 from pathlib import Path
 
 import dask
-import pytest
-from rasa.core.agent import load_agent
 from rasa.shared.nlu.training_data.loading import load_data as load_nlu
 
 from scripts import plain_graph_run
 from tests.engine.test_sure_predictions import states
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL = ROOT / "models" / "assistant.tar.gz"
-
-
-@pytest.fixture(scope="module")
-def agent():
-    if not MODEL.exists():
-        pytest.fail("no trained model: run make model")
-    return asyncio.run(load_agent(model_path=str(MODEL)))
 
 
 def test_a_graph_is_computed_depth_first_each_node_once():

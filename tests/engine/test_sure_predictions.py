@@ -3,12 +3,10 @@ what Rasa predicts: every next action of every training story and rule, compared
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import numpy as np
 import pytest
-from rasa.core.agent import load_agent
 from rasa.core.policies.ensemble import DefaultPolicyPredictionEnsemble
 from rasa.core.policies.policy import PolicyPrediction
 from rasa.core.training import load_data
@@ -19,14 +17,6 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from scripts import sure_predictions
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL = ROOT / "models" / "assistant.tar.gz"
-
-
-@pytest.fixture(scope="module")
-def agent():
-    if not MODEL.exists():
-        pytest.fail("no trained model: run make model")
-    return asyncio.run(load_agent(model_path=str(MODEL)))
 
 
 def states(agent) -> list[DialogueStateTracker]:
