@@ -34,6 +34,9 @@ The first two showed in `make bench` (README "Benchmarks") as most of Rasa's CPU
    runs it only when it can matter.
 8. Rasa runs its graphs through dask's scheduler, which orders the whole graph anew at every run:
    scripts/plain_graph_run.py runs the same tasks depth first.
+9. Rasa's lock on a conversation never serves a turn whose own ticket expired while it waited
+   behind the ticket of a server that died: scripts/ticket_lock.py serves it once the tickets
+   before it are gone.
 
 Run with the engine's Python from the project root: `python -m scripts.rasa_server run ...`
 takes the same arguments as `rasa`.
@@ -62,7 +65,7 @@ from sqlalchemy import event  # noqa: E402
 from sqlalchemy.engine import Engine, make_url  # noqa: E402
 from sqlalchemy.pool import QueuePool  # noqa: E402
 
-from scripts import plain_graph_run, sure_predictions, tracker_cache  # noqa: E402
+from scripts import plain_graph_run, sure_predictions, ticket_lock, tracker_cache  # noqa: E402
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 KEEP_IDLE_S = 2.0
@@ -169,6 +172,7 @@ def main() -> None:
     tracker_cache.install()
     sure_predictions.install()
     plain_graph_run.install()
+    ticket_lock.install()
     event.listen(Engine, "connect", sqlite_pragmas)
     jsonschema.validate = validate
     callback.nlg_request_format = nlg_request

@@ -52,6 +52,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ENGINE_BIN = ROOT / ".venv" / "engine" / "bin"
 GATEWAY_PYTHON = ROOT / ".venv" / "gateway" / "bin" / "python"
 MODEL = ROOT / "models" / "assistant.tar.gz"
+# Rasa's lock on a conversation, in seconds (Rasa's own default is 60): a few times RASA_TIMEOUT_S.
+TICKET_LOCK_LIFETIME_S = 10
 
 
 def tracker_store_url(env: dict[str, str]) -> str:
@@ -371,13 +373,19 @@ class Stack:
         )
 
     def _rasa_defaults(self) -> dict[str, str]:
-        """A core for each of several Rasa servers: TensorFlow's own threads would only contend
-        for them (its ops here are tiny), and glibc's per-thread heaps would only grow each one.
-        Only Rasa gets these: they make Rasa's command line load TensorFlow (the action server's
-        `rasa run actions` too, 120 MB → 490 MB)."""
+        """Rasa's lock on a conversation lasts TICKET_LOCK_LIFETIME_S: a server that dies holding
+        one (in Redis, shared) keeps that child from every server, its own restart too, this
+        long, instead of Rasa's minute; the gateway sends a child's turns one at a time, so the
+        lock need only outlive one turn (scripts/ticket_lock.py).
+        Several servers get a core each: TensorFlow's own threads would only contend for them
+        (its ops here are tiny), and glibc's per-thread heaps would only grow each one. Only Rasa
+        gets these: they make Rasa's command line load TensorFlow (the action server's `rasa run
+        actions` too, 120 MB → 490 MB)."""
+        lock = {"TICKET_LOCK_LIFETIME": str(TICKET_LOCK_LIFETIME_S)}
         if len(self.rasa_ports) < 2:
-            return {}
+            return lock
         return {
+            **lock,
             "TF_INTRA_OP_PARALLELISM_THREADS": "1",
             "TF_INTER_OP_PARALLELISM_THREADS": "1",
             "MALLOC_ARENA_MAX": "2",

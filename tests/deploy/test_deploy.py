@@ -25,7 +25,7 @@ from bot.app import create_app  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.untrusted import MAX_BODY_BYTES  # noqa: E402
 from deploy import endpoints  # noqa: E402
-from scripts.stack import Stack  # noqa: E402
+from scripts.stack import TICKET_LOCK_LIFETIME_S, Stack  # noqa: E402
 
 K8S = ROOT / "deploy" / "k8s"
 SYSTEMD = ROOT / "deploy" / "systemd"
@@ -415,6 +415,7 @@ def test_rasa_locks_of_a_dead_server_expire_within_a_few_turns():
     }
     for where, lifetime in lifetimes.items():
         assert timeout < int(lifetime) < 60, where
+        assert int(lifetime) == TICKET_LOCK_LIFETIME_S, where  # as `make run` starts them
 
 
 def test_generator_refuses_to_run_without_its_neighbours_addresses():

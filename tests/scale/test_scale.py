@@ -64,6 +64,7 @@ RESTART_TIMEOUT_S = 300.0
 # the killed one's lease runs out (bot/inbox.py).
 POLL_S = 1.5
 RECOVERY_S = LEASE_S + 70.0
+SLOW_S = 10.0  # a turn's wait worth printing its conversation for
 NGINX_CONF = """
 worker_processes 1;
 pid {dir}/nginx.pid;
@@ -143,11 +144,6 @@ def replicas(tmp_path_factory, database):
         # Rasa renders through the balancer, so every gateway must let every Rasa in.
         "NLG_URL": f"http://127.0.0.1:{port}/nlg",
         "NLG_TOKEN": secrets.token_urlsafe(24),
-        # Rasa's lock on a conversation (in Redis), taken by a Rasa server that is then killed,
-        # keeps that child from the other server until it expires: 60 s by default, a minute
-        # of waiting (of fail-safes, at the default RASA_TIMEOUT_S). The gateway already sends a
-        # child's turns one at a time (bot/inbox.py): the lock need only outlive one turn.
-        "TICKET_LOCK_LIFETIME": "10",
         # Each console races for every case: the race is tested here, not the load limit.
         "CONSOLE_MAX_OPEN_CHATS": str(CASES),
         # The per-address limit stays on: nginx passes each child's address on, and these
@@ -208,7 +204,21 @@ class Turn:
 class Child:
     user: str
     turns: list[Turn] = field(default_factory=list)
-    stored: list[tuple[int, str]] = field(default_factory=list)  # later messages from 0
+    stored: list[dict] = field(default_factory=list)  # later messages from 0
+
+    def told(self) -> list[dict]:
+        """What the page showed: the stored messages it was answered with or polled."""
+        return [m for turn in self.turns for m in turn.messages if m.get("cursor")]
+
+    def story(self) -> str:
+        """The conversation as the child saw it and as stored, for a failure's printout."""
+        turns = [
+            f"  sent {t.sent:.1f} s, answered {t.answered and round(t.answered, 1)} s, cut {t.cut}:"
+            f" {[(m['sender'], m.get('cursor')) for m in t.messages]}"
+            for t in self.turns
+        ]
+        stored = [(m["sender"], m["cursor"]) for m in self.stored]
+        return "\n".join([f"{self.user}:", *turns, f"  stored: {stored}"])
 
 
 async def later(client: httpx.AsyncClient, user: str, after: int) -> list[dict]:
@@ -284,7 +294,7 @@ async def talk(
                 await asyncio.wait_for(until.wait(), random.uniform(*pace))
             if until.is_set():
                 break
-    child.stored = [(m["cursor"], m["text"]) for m in await later(client, child.user, 0)]
+    child.stored = await later(client, child.user, 0)
     return child
 
 
@@ -347,11 +357,12 @@ def verdict(children: list[Child], database: str) -> Verdict:
         refused += never_accepted
         lost += len(child.turns) - len(answered) - never_accepted
         duplicated += max(0, runs[key] - len(answered))
-        told = [m for turn in child.turns for m in turn.messages if m.get("cursor")]
-        cursors = [m["cursor"] for m in told]
+        cursors = [m["cursor"] for m in child.told()]
         misordered += cursors != sorted(cursors)
         duplicated += len(cursors) - len(set(cursors))
-        diverged += child.stored != [(m["cursor"], m["text"]) for m in told]
+        if _shown(child.stored) != _shown(child.told()):
+            diverged += 1
+            print(f"\ndiverged: {child.story()}")
     return Verdict(
         turns=sum(len(child.turns) for child in children),
         lost=lost,
@@ -364,6 +375,10 @@ def verdict(children: list[Child], database: str) -> Verdict:
         reworked=sum(max(0, words[key] - inbox[key][0]) for key in keys),
         unfinished=sum(accepted - finished for accepted, finished in inbox.values()),
     )
+
+
+def _shown(messages: list[dict]) -> list[tuple[int, str, str]]:
+    return [(m["cursor"], m["sender"], m["text"]) for m in messages]
 
 
 def children(count: int, prefix: str) -> list[tuple[Child, list[str]]]:
@@ -545,6 +560,9 @@ def test_a_gateway_and_a_rasa_server_killed_mid_load_lose_nothing(replicas, data
     result = verdict(done, database)
     turns = [turn for child in done for turn in child.turns]
     at_kill = sum(turn.fallbacks for turn in turns if kills.at_the_rasa_kill(turn))
+    for child in done:
+        if any(t.fallbacks or (t.answered or elapsed) - t.sent > SLOW_S for t in child.turns):
+            print(f"\nslow or fail-safe: {child.story()}")
     waits = sorted(turn.answered - turn.sent for turn in turns if turn.answered is not None)
     print(
         f"\nscale, kills: {CONVERSATIONS} conversations, {result.turns} turns in {elapsed:.1f} s: "
