@@ -14,9 +14,10 @@ Several Rasa servers (RASA_URL lists them; `make run` starts two, one per core):
 always goes to the same one, chosen by a hash of the sender that every gateway replica computes
 alike, so one child's turns meet one in-memory lock store; the children of a server known to be
 down, or found refusing connections, go to the next one (the tracker store is shared, so that
-server knows the conversation). A turn whose server dropped the connection without an answer (it
-died mid-turn: killed, out of memory, restarted) goes to the next one too: a child's real answer
-is worth the rare repeated message in Rasa's tracker, if the dead server had saved it already.
+server knows the conversation). A turn whose server dropped the connection without an answer,
+closed or reset (it died mid-turn: killed, out of memory, restarted), goes to the next one too: a
+child's real answer is worth the rare repeated message in Rasa's tracker, if the dead server had
+saved it already.
 A turn that failed otherwise (an error, the timeout) is not sent again.
 
 The circuit breaker: while Rasa or the action server is known to be down (bot/health.py probes
@@ -176,7 +177,7 @@ class RasaClient:
                 response.raise_for_status()
                 answer = await response.json(content_type=None)
             return [_parse(item) for item in answer]
-        except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
+        except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
             raise _Refused(server.name) from exc
         except (
             aiohttp.ClientError,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -188,3 +190,38 @@ async def _a_waiting_turn_learns_when_its_own_server_is_known_down() -> None:
                 task.cancel()
             await asyncio.gather(*turns, downs[1], return_exceptions=True)
     assert hung.received == ["hi"] and fine.received == ["hi"]  # each turn at its own server
+
+
+@pytest.mark.parametrize("how", ["reset", "closed"])
+def test_a_turn_whose_server_dropped_it_is_answered_by_the_next(how: str) -> None:
+    asyncio.run(_a_turn_whose_server_dropped_it_is_answered_by_the_next(how))
+
+
+async def _a_turn_whose_server_dropped_it_is_answered_by_the_next(how: str) -> None:
+    """A server that dies mid-turn (SIGKILL) drops its connections: reset (RST) when the kernel
+    still held unread bytes of them, else closed. Either way the turn goes to the next server."""
+    dying_received: list[str] = []
+
+    async def dying(request: web.Request) -> web.Response:
+        dying_received.append((await request.json())["message"])
+        sock = request.transport.get_extra_info("socket")
+        if how == "reset":  # linger 0: close() sends RST, as for a process killed mid-read
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        request.transport.abort()
+        await asyncio.sleep(30)
+        raise AssertionError("the connection is gone")
+
+    other = SlowRasa(0)
+    apps = [web.Application(), web.Application()]
+    apps[0].router.add_post("/webhooks/rest/webhook", dying)
+    apps[1].router.add_post("/webhooks/rest/webhook", other.webhook)
+    async with (
+        TestServer(apps[0], host="127.0.0.1") as one,
+        TestServer(apps[1], host="127.0.0.1") as two,
+    ):
+        urls = (str(one.make_url("")), str(two.make_url("")))
+        async with RasaClient(urls, 2.0, 1) as client:
+            sender = next(f"a{n}" for n in range(100) if home(f"a{n}", 2) == 0)
+            answer = await client.send(sender, "hi", "webchat", {})
+    assert [m.text for m in answer] == ["re: hi"]
+    assert dying_received == ["hi"] and other.received == ["hi"]

@@ -527,13 +527,14 @@ def test_a_gateway_and_a_rasa_server_killed_mid_load_lose_nothing(replicas, data
     """No turn lost, none answered twice, each conversation's answers in order, while a gateway
     and a Rasa server die (SIGKILL) under 200 conversations and come back.
 
-    The bar, fail-safe answers: none, except for the turns that were at the Rasa server when it
-    died: the gateway does not send those again elsewhere, since the dead server may already
-    have taken them into the conversation (bot/rasa_client.py), so they get the fail-safe, at
-    most RASA_MAX_IN_FLIGHT per gateway. The killed gateway's accepted turns are answered by the
-    other once its lease runs out (bot/inbox.py); the other Rasa server takes the dead one's
-    children. A message cut off before the killed gateway wrote it down was never accepted: the
-    page says "offline" and the child sends it again; the number is reported."""
+    The turns at the Rasa server when it died (their connections closed or reset) go to the
+    other server (bot/rasa_client.py), which serves them once the dead server's lock on the
+    child has expired (TICKET_LOCK_LIFETIME, scripts/ticket_lock.py). The bar, fail-safe
+    answers: none, except at that moment, at most RASA_MAX_IN_FLIGHT per gateway (a turn whose
+    answer was cut off half-way is not sent again). The killed gateway's accepted turns are
+    answered by the other once its lease runs out (bot/inbox.py); the other Rasa server takes
+    the dead one's children. A message cut off before the killed gateway wrote it down was never
+    accepted: the page says "offline" and the child sends it again; the number is reported."""
     everyone = children(CONVERSATIONS, "kill")
     started = time.monotonic()
 
