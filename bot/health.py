@@ -84,6 +84,7 @@ class Health:
         # Turns Rasa did not answer (the fail-safe, or its "talk to a person") since the bot was
         # last ready or last became degraded.
         self.failsafe_answers = 0
+        self._was_ready = False  # as last told: probes run together, a change is told once
 
     # -- what is known -----------------------------------------------------------------------------
 
@@ -140,7 +141,7 @@ class Health:
         self.failsafe_answers += 1
 
     async def probe(self, name: str) -> None:
-        part, was_ready = self.parts[name], self.ready
+        part = self.parts[name]
         try:
             await asyncio.wait_for(self._probes[name](), self._timeout_s)
         except Refused as refused:
@@ -161,7 +162,8 @@ class Health:
             self._set(name, part, UP, None)
         self._probed.set()
         self._probed = asyncio.Event()
-        if was_ready != self.ready:
+        if self._was_ready != self.ready:
+            self._was_ready = self.ready
             self.failsafe_answers = 0
             log.warning("the bot %s", "gives real answers again" if self.ready else "is degraded")
 

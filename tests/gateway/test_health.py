@@ -267,3 +267,29 @@ async def _without_rasa(settings: Settings, locales) -> None:  # noqa: ANN001 (L
             )
             assert words in list(transcript)  # the counsellor who takes it reads them there
         assert (await client.get("/healthz")).json()["failsafe_answers"] == 2
+
+
+def test_a_change_is_told_once_however_many_parts_are_probed_together(caplog) -> None:
+    asyncio.run(_a_change_is_told_once(caplog))
+
+
+async def _a_change_is_told_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Probes run together: the bot's change of state is one line in the log, not one a part."""
+    switches = {name: Switch() for name in ("rasa", "rasa2", "actions", "database")}
+    health = Health(dict(switches), every_s=60)
+
+    def told() -> list[str]:
+        said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("the bot")]
+        caplog.clear()
+        return said
+
+    with caplog.at_level("WARNING", logger="bot.health"):
+        await health.probe_all()
+        assert told() == ["the bot gives real answers again"]
+        switches["actions"].error = Refused("ConnectError")
+        await health.probe_all()
+        await health.probe_all()
+        assert told() == ["the bot is degraded"]
+        switches["actions"].error = None
+        await health.probe_all()
+        assert told() == ["the bot gives real answers again"]
