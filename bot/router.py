@@ -25,7 +25,6 @@ from bot.nlg import KNOWN
 from bot.rasa_client import RasaClient, RasaUnavailable
 from bot.ratelimit import RateLimiter
 from bot.store import turns
-from bot.store.conversations import language_of
 from bot.store.retention import Retention
 from bot.store.steps import Steps
 from bot.untrusted import valid_text
@@ -116,8 +115,7 @@ class Router:
     async def _erase(self, incoming: Incoming) -> Reply:
         """Erases the user's data and says so. Nothing of this turn is stored: the conversation
         it would belong to is gone, and nothing about the child may stay."""
-        async with self._sessions() as session:
-            known = await language_of(session, incoming.user_key)
+        known = await self._steps.run(turns.known_language, incoming.user_key)
         language = self._language(None, known, incoming)
         if await self._forget.erase(incoming.user_key, incoming.channel):
             await self._handoff.announce()

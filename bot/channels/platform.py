@@ -30,8 +30,7 @@ from bot.inbox import Early, Event
 from bot.language import reply_language
 from bot.message import Incoming, Outgoing
 from bot.router import Reply
-from bot.store import deliveries
-from bot.store.conversations import language_of
+from bot.store import deliveries, turns
 from bot.untrusted import valid_text
 
 log = logging.getLogger(__name__)
@@ -173,8 +172,7 @@ class PlatformChannel(ABC):
         return reply_language(None, None, tag, settings.default_language, locales.languages)
 
     async def conversation_language(self, user: str) -> str | None:
-        async with self.state.sessions() as session:
-            return await language_of(session, user)
+        return await self.state.steps.run(turns.known_language, user)
 
     async def remember_address(self, user: str, platform_id: str, reachable: bool) -> None:
         """Keeps the platform id, sealed, for later pushes (bot/store/deliveries.py)."""

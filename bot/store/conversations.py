@@ -26,11 +26,6 @@ async def get_or_create(session: AsyncSession, user_key: str, channel: str) -> C
     return found
 
 
-async def language_of(session: AsyncSession, user_key: str) -> str | None:
-    query = select(Conversation.language).where(Conversation.user_key == user_key)
-    return await session.scalar(query)
-
-
 async def forget(session: AsyncSession, user_key: str) -> None:
     """Deletes the user's conversation and its messages, on the user's own request.
     (Rasa's tracker of the same sender is not deleted here yet.)"""
