@@ -37,6 +37,9 @@ The first two showed in `make bench` (README "Benchmarks") as most of Rasa's CPU
 9. Rasa's lock on a conversation never serves a turn whose own ticket expired while it waited
    behind the ticket of a server that died: scripts/ticket_lock.py serves it once the tickets
    before it are gone.
+10. Rasa's own log lines carry the child's words (the text of a turn the gateway gave up on, at
+    ERROR; every message and prediction at DEBUG) unless an anonymisation pipeline (Rasa Pro)
+    is present: here each of those values is withheld, at every level.
 
 Run with the engine's Python from the project root: `python -m scripts.rasa_server run ...`
 takes the same arguments as `rasa`.
@@ -48,7 +51,7 @@ import asyncio
 import json
 import sqlite3
 import sys
-from types import TracebackType
+from types import SimpleNamespace, TracebackType
 from typing import Any
 
 sys.modules["jax"] = None  # before TensorFlow is imported (3. above)
@@ -60,6 +63,7 @@ from jsonschema.validators import validator_for  # noqa: E402
 from rasa.core import tracker_store  # noqa: E402
 from rasa.core.nlg import callback  # noqa: E402
 from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity  # noqa: E402
+from rasa.utils import log_utils  # noqa: E402
 from rasa.utils.endpoints import DEFAULT_REQUEST_TIMEOUT, EndpointConfig  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 from sqlalchemy.engine import Engine, make_url  # noqa: E402
@@ -68,6 +72,7 @@ from sqlalchemy.pool import QueuePool  # noqa: E402
 from scripts import plain_graph_run, sure_predictions, ticket_lock, tracker_cache  # noqa: E402
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+WITHHELD = "[withheld]"
 KEEP_IDLE_S = 2.0
 
 _MAX_SCHEMAS = 64  # Rasa has a handful; the bound only keeps an odd caller from growing it
@@ -153,6 +158,21 @@ def kept_session(endpoint: EndpointConfig) -> _Kept:
     return _Kept(session)
 
 
+class _Withholding:
+    """An anonymisation pipeline as Rasa's log processor uses one (10. above)."""
+
+    def log_run(self, _value: Any) -> str:
+        return WITHHELD
+
+
+def withhold_words_in_logs() -> None:
+    """Rasa's log processor (`log_utils._anonymizer`) finds a pipeline that withholds every
+    value it would pass on; the rest of Rasa still finds none, so it does no anonymisation work
+    per turn (`MessageProcessor.run_anonymization_pipeline`)."""
+    plugins = SimpleNamespace(hook=SimpleNamespace(get_anonymization_pipeline=_Withholding))
+    log_utils.plugin_manager = lambda: plugins
+
+
 _engine_kwargs = tracker_store.create_engine_kwargs
 
 
@@ -173,6 +193,7 @@ def main() -> None:
     sure_predictions.install()
     plain_graph_run.install()
     ticket_lock.install()
+    withhold_words_in_logs()
     event.listen(Engine, "connect", sqlite_pragmas)
     jsonschema.validate = validate
     callback.nlg_request_format = nlg_request

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import jsonschema
 import pytest
+import structlog
 from rasa.core.actions.action import RemoteAction
 from rasa.core.nlg.callback import nlg_response_format_spec
+from rasa.utils import log_utils
 
 from scripts import rasa_server
 
@@ -53,3 +56,24 @@ def test_a_schema_is_checked_once(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_an_invalid_schema_is_refused_as_before() -> None:
     with pytest.raises(jsonschema.SchemaError):
         rasa_server.validate({}, {"type": 12})
+
+
+def test_a_childs_words_never_reach_rasas_log(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The line Rasa's REST channel writes for a turn the gateway gave up on, as Rasa's command
+    line configures its log."""
+    monkeypatch.setattr(log_utils, "plugin_manager", log_utils.plugin_manager)  # restored after
+    rasa_server.withhold_words_in_logs()
+    before = structlog.get_config()
+    log_utils.configure_structlog(logging.DEBUG)
+    words = "he says he will send my photos"  # ASCII: the JSON renderer escapes Thai
+    try:
+        with caplog.at_level(logging.DEBUG):
+            structlog.get_logger("rasa.core.channels.rest").error(
+                "rest.message.received.timeout", text=words
+            )
+    finally:
+        structlog.configure(**before)
+    assert "rest.message.received.timeout" in caplog.text
+    assert words not in caplog.text and rasa_server.WITHHELD in caplog.text
