@@ -21,6 +21,7 @@ import hmac
 import os
 import secrets
 import threading
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,13 +30,14 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import case, delete, select
+from sqlalchemy import Connection, Row, case, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.handoff.cases import audit
-from bot.store.handoff_models import ConsoleSession, Counsellor, LoginFailure
+from bot.store.handoff_models import AuditEntry, ConsoleSession, Counsellor, LoginFailure
 from bot.store.models import as_utc, utcnow
+from bot.store.steps import Steps
 
 COOKIE = "console_session"
 LOGIN_CSRF_COOKIE = "console_csrf"
@@ -63,6 +65,10 @@ def _yield_to_children() -> None:
 
 # One password check at a time, off the event loop, at the lowest priority: a flood of sign-ins
 # queues here (a check is about 20 ms of CPU).
+# ... and at most this share of one core: a check's 19 MiB sweep slows the children's turns on
+# the other core too (memory and cache, which no priority governs), so the thread rests after
+# each check; a real sign-in behind a flood waits a few tenths of a second more.
+CHECK_SHARE = 0.2
 _CHECKS = ThreadPoolExecutor(
     max_workers=1, thread_name_prefix="argon2", initializer=_yield_to_children
 )
@@ -131,73 +137,59 @@ async def create_counsellor(
     return counsellor
 
 
-async def login(sessions: async_sessionmaker, username: str, password: str, address: str) -> Login:
+async def login(steps: Steps, username: str, password: str, address: str) -> Login:
     """Checks the password; five failures of one username from one address lock that pair for
     fifteen minutes (no password is checked meanwhile). One address's attempts wait their turn:
-    the sixth of a burst finds the lock, not a free check."""
+    the sixth of a burst finds the lock, not a free check. The database work is steps
+    (bot/store/steps.py): on SQLite a flood's writes never hold the file's write lock across a
+    wait of the event loop, which the children's turns would then wait behind."""
     async with _PER_ADDRESS.turn(address):
-        return await _login(sessions, username, password, address)
+        return await _login(steps, username, password, address)
 
 
-async def _login(sessions: async_sessionmaker, username: str, password: str, address: str) -> Login:
+async def _login(steps: Steps, username: str, password: str, address: str) -> Login:
     now = utcnow()
     name = username.strip().lower()
     key = hashlib.sha256(f"{name}\n{address}".encode()).hexdigest()
-    async with sessions() as session:
-        counsellor = await session.scalar(select(Counsellor).where(Counsellor.username == name))
-        locked = await session.scalar(
-            select(LoginFailure.locked_until).where(LoginFailure.key == key)
-        )
-        if locked is not None and as_utc(locked) > now:
-            if counsellor is not None:
-                audit(session, counsellor.id, "login_locked")
-                await session.commit()
-            return Login(refused="locked")
+    counsellor, locked = await steps.run(_known, name, key)
+    if locked is not None and as_utc(locked) > now:
+        if counsellor is not None:
+            await steps.run(_audited, counsellor.id, "login_locked")
+        return Login(refused="locked")
     # the same time whether or not the name exists
     stored = counsellor.password_hash if counsellor is not None else _DUMMY_HASH
     right = await asyncio.get_running_loop().run_in_executor(_CHECKS, _verify, stored, password)
-    async with sessions() as session:
-        if counsellor is None or not right:
-            refused = await _failed(session, key, now)
-            if counsellor is not None:
-                audit(session, counsellor.id, "login_failed")
-            await session.commit()
-            return Login(refused=refused)
-        # this pair's count, and every count that no longer matters
-        await session.execute(
-            delete(LoginFailure).where(
-                (LoginFailure.key == key)
-                | (
-                    (LoginFailure.first_at < now - LOCKOUT)
-                    & ((LoginFailure.locked_until.is_(None)) | (LoginFailure.locked_until < now))
-                )
-            )
-        )
-        fresh = await session.get(Counsellor, counsellor.id)
-        fresh.last_seen_at = now
-        token = secrets.token_urlsafe(32)
-        session.add(
-            ConsoleSession(
-                token_hash=_token_hash(token),
-                csrf_token=secrets.token_urlsafe(24),
-                counsellor_id=counsellor.id,
-                expires_at=now + SESSION_LIFETIME,
-            )
-        )
-        await session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
-        audit(session, counsellor.id, "login")
-        await session.commit()
-        return Login(token=token)
+    if counsellor is None or not right:
+        refused = await steps.run(_failed, key, now, counsellor.id if counsellor else None)
+        return Login(refused=refused)
+    token = secrets.token_urlsafe(32)
+    await steps.run(_signed_in, key, now, counsellor.id, _token_hash(token))
+    return Login(token=token)
 
 
-async def _failed(session: AsyncSession, key: str, now: datetime) -> str:
+def _known(connection: Connection, name: str, key: str) -> tuple[Row | None, datetime | None]:
+    """The counsellor of that username (id and hash), and until when the pair is locked."""
+    counsellor = connection.execute(
+        select(Counsellor.id, Counsellor.password_hash).where(Counsellor.username == name)
+    ).first()
+    locked = connection.scalar(select(LoginFailure.locked_until).where(LoginFailure.key == key))
+    return counsellor, locked
+
+
+def _audited(connection: Connection, counsellor_id: int, action: str) -> None:
+    connection.execute(insert(AuditEntry).values(counsellor_id=counsellor_id, action=action))
+
+
+def _failed(connection: Connection, key: str, now: datetime, counsellor_id: int | None) -> str:
     """Counts one failure in one statement (replicas may count at once): a count older than the
     lockout starts again at one. The fifth locks the pair: "locked", else "failed"."""
+    if counsellor_id is not None:
+        _audited(connection, counsellor_id, "login_failed")
     table = LoginFailure.__table__
     stale = table.c.first_at < now - LOCKOUT
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    counted = await session.scalar(
-        insert(table)
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    counted = connection.scalar(
+        dialect.insert(table)
         .values(key=key, failures=1, first_at=now)
         .on_conflict_do_update(
             index_elements=[table.c.key],
@@ -210,7 +202,7 @@ async def _failed(session: AsyncSession, key: str, now: datetime) -> str:
     )
     if counted < MAX_FAILURES:
         return "failed"
-    await session.execute(
+    connection.execute(
         table.update()
         .where(table.c.key == key)
         .values(failures=0, first_at=now, locked_until=now + LOCKOUT)
@@ -218,11 +210,44 @@ async def _failed(session: AsyncSession, key: str, now: datetime) -> str:
     return "locked"
 
 
+def _signed_in(
+    connection: Connection, key: str, now: datetime, counsellor_id: int, token_hash: str
+) -> None:
+    """A new session; this pair's failure count, and every count and session that no longer
+    matters, go."""
+    connection.execute(
+        delete(LoginFailure).where(
+            (LoginFailure.key == key)
+            | (
+                (LoginFailure.first_at < now - LOCKOUT)
+                & ((LoginFailure.locked_until.is_(None)) | (LoginFailure.locked_until < now))
+            )
+        )
+    )
+    connection.execute(
+        update(Counsellor).where(Counsellor.id == counsellor_id).values(last_seen_at=now)
+    )
+    connection.execute(
+        insert(ConsoleSession).values(
+            token_hash=token_hash,
+            csrf_token=secrets.token_urlsafe(24),
+            counsellor_id=counsellor_id,
+            expires_at=now + SESSION_LIFETIME,
+        )
+    )
+    connection.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
+    _audited(connection, counsellor_id, "login")
+
+
 def _verify(password_hash: str, password: str) -> bool:
+    """The check, then the rest that keeps the thread within CHECK_SHARE of a core."""
+    started = time.perf_counter()
     try:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+    finally:
+        time.sleep((time.perf_counter() - started) * (1 / CHECK_SHARE - 1))
 
 
 async def signed_in(sessions: async_sessionmaker, token: str | None) -> Signed | None:

@@ -143,7 +143,7 @@ async def login_submit(request: Request) -> Response:
     if not auth.same(str(form.get("csrf") or ""), request.cookies.get(auth.LOGIN_CSRF_COOKIE, "")):
         return _login_page(request, language, texts.get("console_login_failed"), 403)
     result = await auth.login(
-        state.sessions,
+        state.steps,
         str(form.get("username") or ""),
         str(form.get("password") or ""),
         request.client.host if request.client else "",

@@ -29,6 +29,7 @@ from bot.console.auth import create_counsellor
 from bot.store.db import make_engine, make_sessionmaker
 from bot.store.handoff_models import LoginFailure
 from bot.store.models import utcnow
+from bot.store.steps import Steps
 from tests.gateway.conftest import (
     migrate,
     offline_settings,
@@ -104,23 +105,24 @@ def test_failures_are_counted_atomically(tmp_path, backend):
     counted, none lost, and the fifth locks."""
 
     async def scenario(url: str) -> None:
-        engine = make_engine(url)
-        sessions = make_sessionmaker(engine)
+        engines = [make_engine(url) for _ in range(4)]
+        replicas = [Steps(engine) for engine in engines]
+        sessions = make_sessionmaker(engines[0])
         key, now = uuid.uuid4().hex, utcnow()
 
-        async def fail() -> str:
-            async with sessions() as session:
-                refused = await auth._failed(session, key, now)
-                await session.commit()
-                return refused
+        async def fail(replica: Steps) -> str:
+            return await replica.run(auth._failed, key, now, None)
 
         try:
-            assert await asyncio.gather(*(fail() for _ in range(4))) == ["failed"] * 4
+            assert await asyncio.gather(*(fail(r) for r in replicas)) == ["failed"] * 4
             async with sessions() as session:
                 assert await session.scalar(select(LoginFailure.failures)) == 4
-            assert await fail() == "locked"
+            assert await fail(replicas[0]) == "locked"
         finally:
-            await engine.dispose()
+            for replica in replicas:
+                replica.close()
+            for engine in engines:
+                await engine.dispose()
 
     with contextlib.ExitStack() as cleanup:
         if backend == "sqlite":
@@ -216,3 +218,13 @@ def test_a_sign_in_flood_neither_slows_children_nor_locks_the_counsellor_out(
     real = Console(stack.gateway_url)
     real.client.headers["X-Forwarded-For"] = "198.51.100.20"
     assert real.login(username, password).status_code == 303
+
+
+def test_password_checks_take_at_most_their_share_of_a_core():
+    """A check rests after itself (auth.CHECK_SHARE, a fifth): a flood's checks leave the memory and
+    cache the children's turns need most of the time."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    for _ in range(3):
+        assert not auth._verify(auth._DUMMY_HASH, "a wrong password")
+    wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+    assert cpu / wall <= 0.25, (cpu, wall)  # a fifth of a core, and some slack
