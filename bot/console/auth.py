@@ -154,7 +154,7 @@ async def _login(steps: Steps, username: str, password: str, address: str) -> Lo
     counsellor, locked = await steps.run(_known, name, key)
     if locked is not None and as_utc(locked) > now:
         if counsellor is not None:
-            await steps.run(_audited, counsellor.id, "login_locked")
+            await steps.run(_locked_out, counsellor.id)
         return Login(refused="locked")
     # the same time whether or not the name exists
     stored = counsellor.password_hash if counsellor is not None else _DUMMY_HASH
@@ -178,6 +178,10 @@ def _known(connection: Connection, name: str, key: str) -> tuple[Row | None, dat
 
 def _audited(connection: Connection, counsellor_id: int, action: str) -> None:
     connection.execute(insert(AuditEntry).values(counsellor_id=counsellor_id, action=action))
+
+
+def _locked_out(connection: Connection, counsellor_id: int) -> None:
+    _audited(connection, counsellor_id, "login_locked")
 
 
 def _failed(connection: Connection, key: str, now: datetime, counsellor_id: int | None) -> str:

@@ -86,6 +86,11 @@ def test_the_topic_suggests_and_the_counsellor_chooses_one_to_three(categories):
             categories.checked(bad)
 
 
+# An audit-log action written in bot/: cases.audit(session, ...) or a step's
+# auth._audited(connection, ...).
+AUDITED = re.compile(r'audit(?:ed)?\(\s*(?:session|connection),\s*[^,]+,\s*"([a-z_]+)"')
+
+
 def test_no_console_label_is_a_code_identifier(locales):
     request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(locales=locales)))
     for language in ("th", "en"):
@@ -100,9 +105,7 @@ def test_no_console_label_is_a_code_identifier(locales):
         )
         actions = set()
         for path in [*(ROOT / "bot").rglob("*.py")]:
-            actions |= set(
-                re.findall(r'audit\(\s*session,\s*[^,]+,\s*"([a-z_]+)"', path.read_text())
-            )
+            actions |= set(AUDITED.findall(path.read_text()))
         assert {"claim", "close", "erased", "login_locked"} <= actions
         needed += [f"console_action_{a}" for a in actions]
         assert [n for n in needed if n not in labels] == []
