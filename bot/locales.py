@@ -46,6 +46,7 @@ class Locales:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self._texts: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}
         self.routes = self._load_routes(directory / "routes.yml")
         self.responses: dict[str, dict[str, list[Variant]]] = {}
         for path in sorted(directory.glob("*.yml")):
@@ -102,6 +103,17 @@ class Locales:
         """Just the sentence (labels, console strings); the name itself if it is missing."""
         rendered = self.render(name, language, {}, values)
         return rendered.text if rendered else name
+
+    def texts(self, language: str, prefixes: tuple[str, ...]) -> dict[str, str]:
+        """Every sentence of one language named with one of `prefixes`, made once: the console
+        sends its labels with every page, and the sentences do not change while running."""
+        key = (language, prefixes)
+        if key not in self._texts:
+            table = self.responses.get(language) or {}
+            self._texts[key] = {
+                name: self.text(name, language) for name in table if name.startswith(prefixes)
+            }
+        return self._texts[key]
 
     def button_title(self, payload: str, language: str) -> str | None:
         """The title of a button that sends `payload`: how a press reads in a transcript."""

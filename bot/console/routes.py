@@ -71,13 +71,7 @@ def _language(request: Request, given: str | None = None) -> str:
 def strings(request: Request, language: str) -> dict[str, str]:
     """Every console label of one language, from locales/: the console's own and the summary's
     (topics, age bands, roles, languages), so no code identifier reaches the screen."""
-    locales = request.app.state.locales
-    table = locales.responses.get(language) or {}
-    return {
-        name: locales.text(name, language)
-        for name in table
-        if name.startswith(("console_", "label_"))
-    }
+    return request.app.state.locales.texts(language, ("console_", "label_"))
 
 
 def _cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:

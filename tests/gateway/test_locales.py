@@ -81,3 +81,15 @@ def test_a_sentence_missing_from_a_language_is_logged_and_the_fallback_said(loca
     assert said.text == locales.render("utter_fallback", "th", {}).text
     assert "locales/th.yml has no utter_no_such_sentence" in caplog.text
     assert locales.say("utter_forgotten", "en").text == locales.text("utter_forgotten", "en")
+
+
+def test_the_console_labels_are_made_once_per_language_and_kind(locales):
+    """The console sends its labels with every page (a sign-in flood's too): `texts` builds them
+    once, each language and set of prefixes apart."""
+    thai = locales.texts("th", ("console_", "label_"))
+    assert thai["console_login_failed"] == locales.text("console_login_failed", "th")
+    assert thai is locales.texts("th", ("console_", "label_"))
+    english = locales.texts("en", ("console_", "label_"))
+    assert english["console_login_failed"] != thai["console_login_failed"]
+    assert set(locales.texts("th", ("label_",))) < set(thai)
+    assert all(name.startswith("label_") for name in locales.texts("en", ("label_",)))
