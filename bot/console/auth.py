@@ -49,25 +49,27 @@ ROLES = ("counsellor", "supervisor")
 
 # argon2id as OWASP's password storage guidance gives it (19 MiB, 2 passes, one lane), not the
 # library's 64 MiB on four lanes: a check's memory and threads are what a sign-in flood takes from
-# the children's turns (nice 19 yields the CPU, not the memory bandwidth). Hashes made with
+# the children's turns (no priority governs memory bandwidth). Hashes made with
 # other parameters still verify: each hash carries its own.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 def _yield_to_children() -> None:
-    """The checking thread runs at the lowest priority (Linux sets it per thread): with a Rasa
-    server on each core, a check at normal priority would take a core from the children's turns;
-    now it takes only what they leave."""
+    """The checking thread runs at the lowest priority (Linux sets it per thread), behind the
+    event loop that carries the children's turns. Linux weighs a nice value only inside the
+    process's scheduling group (its session under `make run`, its cgroup under systemd or
+    Kubernetes), so against the Rasa servers it is CHECK_SHARE that bounds what checks take."""
     with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 # One password check at a time, off the event loop, at the lowest priority: a flood of sign-ins
 # queues here (a check is about 20 ms of CPU).
-# ... and at most this share of one core: a check's 19 MiB sweep slows the children's turns on
-# the other core too (memory and cache, which no priority governs), so the thread rests after
-# each check; a real sign-in behind a flood waits a few tenths of a second more.
+# ... and at most this share of one core: the priority ranks checks only within the gateway, and
+# a check's 19 MiB sweep slows the children's turns on the other core too (memory and cache), so
+# the thread rests after each check; a real sign-in behind a flood waits a few tenths of a second
+# more.
 CHECK_SHARE = 0.2
 _CHECKS = ThreadPoolExecutor(
     max_workers=1, thread_name_prefix="argon2", initializer=_yield_to_children
